@@ -1,0 +1,145 @@
+// Package config loads YAML configuration strictly (an unknown key is an
+// error, because a misspelt key silently ignored is how alerts get lost) and
+// reads secrets from the environment or files, never from flags.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// LoadFile decodes the YAML file at path into out. An empty path leaves out
+// untouched, so defaults plus environment still work without a file.
+func LoadFile(path string, out any) error {
+	if path == "" {
+		return nil
+	}
+	data, err := os.ReadFile(path) //nolint:gosec // the path is the operator's own config file
+	if err != nil {
+		return fmt.Errorf("read config: %w", err)
+	}
+	if err := Decode(data, out); err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	return nil
+}
+
+// Decode decodes YAML strictly: unknown keys are errors.
+func Decode(data []byte, out any) error {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(out); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil // an empty file is a valid, empty config
+		}
+		return err
+	}
+	return nil
+}
+
+// Secret is a string that must not be printed. Its String and MarshalText
+// hide the value, so a secret that slips into a log field or an error shows
+// as [REDACTED].
+type Secret string
+
+// String hides the value.
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return "[REDACTED]"
+}
+
+// MarshalText hides the value in JSON and YAML output.
+func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// Reveal returns the value, for the one place that must use it.
+func (s Secret) Reveal() string { return string(s) }
+
+// Set reports whether the secret has a value.
+func (s Secret) Set() bool { return s != "" }
+
+// Env is the environment as a lookup function, so tests can supply one.
+type Env func(key string) (string, bool)
+
+// OSEnv reads the process environment.
+func OSEnv() Env { return os.LookupEnv }
+
+// MapEnv serves a map, for tests.
+func MapEnv(m map[string]string) Env {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+// String sets *dst from the variable if it is set.
+func (e Env) String(key string, dst *string) {
+	if v, ok := e(key); ok {
+		*dst = v
+	}
+}
+
+// Secret resolves a secret from, in order: the variable KEY, a file named by
+// KEY_FILE, then the value already in *dst or the file in *file. Trailing
+// newlines of files are trimmed (editors and `echo` add them).
+func (e Env) Secret(key string, dst *Secret, file *string) error {
+	if v, ok := e(key); ok && v != "" {
+		*dst = Secret(v)
+		return nil
+	}
+	path := ""
+	if v, ok := e(key + "_FILE"); ok && v != "" {
+		path = v
+	} else if file != nil && *file != "" && *dst == "" {
+		path = *file
+	}
+	if path == "" {
+		return nil
+	}
+	v, err := ReadSecretFile(path)
+	if err != nil {
+		return fmt.Errorf("%s: %w", key, err)
+	}
+	*dst = v
+	return nil
+}
+
+// ReadSecretFile reads a secret from a file; the error names the file, never
+// its content.
+func ReadSecretFile(path string) (Secret, error) {
+	b, err := os.ReadFile(path) //nolint:gosec // the operator names the file
+	if err != nil {
+		return "", fmt.Errorf("read secret file: %w", err)
+	}
+	v := strings.TrimRight(string(b), "\r\n")
+	if v == "" {
+		return "", fmt.Errorf("secret file %s is empty", path)
+	}
+	return Secret(v), nil
+}
+
+// Problems collects validation problems so Validate can report them all at
+// once instead of one per restart.
+type Problems []string
+
+// Addf records a problem.
+func (p *Problems) Addf(format string, args ...any) { *p = append(*p, fmt.Sprintf(format, args...)) }
+
+// Add records a non-nil error.
+func (p *Problems) Add(err error) {
+	if err != nil {
+		*p = append(*p, err.Error())
+	}
+}
+
+// Err returns nil or one error listing every problem.
+func (p Problems) Err() error {
+	if len(p) == 0 {
+		return nil
+	}
+	return errors.New("invalid configuration: " + strings.Join(p, "; "))
+}
