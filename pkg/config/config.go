@@ -143,3 +143,39 @@ func (p Problems) Err() error {
 	}
 	return errors.New("invalid configuration: " + strings.Join(p, "; "))
 }
+
+// ByteSize is a size in bytes that reads "4MiB", "512KiB", "1GB" or a plain
+// number from YAML and the environment.
+type ByteSize int64
+
+// ParseByteSize parses a size with an optional unit (B, KB, KiB, MB, MiB, GB, GiB).
+func ParseByteSize(s string) (ByteSize, error) {
+	s = strings.TrimSpace(s)
+	i := 0
+	for i < len(s) && (s[i] >= '0' && s[i] <= '9') {
+		i++
+	}
+	if i == 0 {
+		return 0, fmt.Errorf("size %q: want a number with an optional unit such as 4MiB", s)
+	}
+	var n int64
+	if _, err := fmt.Sscan(s[:i], &n); err != nil {
+		return 0, fmt.Errorf("size %q: %w", s, err)
+	}
+	mult := map[string]int64{"": 1, "b": 1, "kb": 1000, "kib": 1 << 10, "k": 1 << 10, "mb": 1000 * 1000, "mib": 1 << 20, "m": 1 << 20, "gb": 1000 * 1000 * 1000, "gib": 1 << 30, "g": 1 << 30}
+	m, ok := mult[strings.ToLower(strings.TrimSpace(s[i:]))]
+	if !ok {
+		return 0, fmt.Errorf("size %q: unknown unit %q", s, s[i:])
+	}
+	return ByteSize(n * m), nil
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler (YAML, env).
+func (b *ByteSize) UnmarshalText(text []byte) error {
+	v, err := ParseByteSize(string(text))
+	if err != nil {
+		return err
+	}
+	*b = v
+	return nil
+}

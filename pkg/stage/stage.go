@@ -21,6 +21,9 @@ type Deps struct {
 	// Metrics is where the stage registers its collectors. Never the
 	// global registry: tests build several stages in one process.
 	Metrics prometheus.Registerer
+	// Observer sees every delivery outcome of every consume loop (trace
+	// and metrics). Pass it to jsx.NewLoop; it may be nil.
+	Observer jsx.Observer
 }
 
 // Runner is a stage: Run blocks until ctx ends, then drains and returns.
