@@ -1,0 +1,181 @@
+package notifier
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Claim states.
+const (
+	claimPending = "pending"
+	claimDone    = "done"
+	claimFailed  = "failed"
+)
+
+// claim is the record of one (notification, sink) delivery in the CLAIMS
+// bucket. "pending" while a worker posts, "done" once the platform took it
+// (with the message id, to edit it later), "failed" when the platform
+// refused it for good (the same message is not retried; a replay is).
+type claim struct {
+	State     string    `json:"state"`
+	At        time.Time `json:"at"`
+	MessageID string    `json:"messageId,omitempty"`
+	// Advice records whether the posted message carried advice, so that
+	// advice arriving later becomes a follow-up.
+	Advice bool   `json:"advice,omitempty"`
+	Reason string `json:"reason,omitempty"`
+	// Seq is the stream sequence of the message that failed.
+	Seq uint64 `json:"seq,omitempty"`
+}
+
+// group is the living message of an incident (a groupKey) on a sink that
+// can edit (Discord).
+type group struct {
+	MessageID string    `json:"messageId"`
+	Resolved  bool      `json:"resolved,omitempty"`
+	At        time.Time `json:"at"`
+}
+
+func notifyKey(id, sink string) string   { return "n." + id + "." + sink }
+func followupKey(id, sink string) string { return "f." + id + "." + sink }
+func groupKeyFor(groupKey, sink string) string {
+	h := sha256.Sum256([]byte(groupKey))
+	return "g." + hex.EncodeToString(h[:16]) + "." + sink
+}
+
+// claims wraps the KV bucket.
+type claims struct {
+	kv    jetstream.KeyValue
+	lease time.Duration
+	now   func() time.Time
+}
+
+// errBusy means another worker holds the claim right now.
+var errBusy = errors.New("another delivery of this notification is in progress")
+
+// outcome of taking a claim.
+type taken struct {
+	proceed bool   // we hold it: post
+	rev     uint64 // revision of our pending record
+	prior   *claim // the record found (done or failed), when not proceeding
+	wait    time.Duration
+}
+
+func (c *claims) get(ctx context.Context, key string) (*claim, uint64, error) {
+	e, err := c.kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, 0, nil
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("read claim %s: %w", key, err)
+	}
+	var cl claim
+	if err := json.Unmarshal(e.Value(), &cl); err != nil {
+		// A record we cannot read is treated as absent: posting again
+		// is better than never posting.
+		return nil, e.Revision(), nil
+	}
+	return &cl, e.Revision(), nil
+}
+
+// take tries to own key for the delivery of message seq.
+func (c *claims) take(ctx context.Context, key string, seq uint64) (taken, error) {
+	pending, err := json.Marshal(claim{State: claimPending, At: c.now().UTC()})
+	if err != nil {
+		return taken{}, fmt.Errorf("encode claim: %w", err)
+	}
+	for range 5 {
+		cl, rev, err := c.get(ctx, key)
+		if err != nil {
+			return taken{}, err
+		}
+		if cl == nil && rev == 0 {
+			r, err := c.kv.Create(ctx, key, pending)
+			if errors.Is(err, jetstream.ErrKeyExists) {
+				continue
+			}
+			if err != nil {
+				return taken{}, fmt.Errorf("create claim %s: %w", key, err)
+			}
+			return taken{proceed: true, rev: r}, nil
+		}
+		if cl != nil {
+			switch {
+			case cl.State == claimDone:
+				return taken{prior: cl}, nil
+			case cl.State == claimFailed && cl.Seq == seq:
+				return taken{prior: cl}, nil
+			case cl.State == claimPending:
+				if age := c.now().Sub(cl.At); age < c.lease {
+					return taken{wait: min(c.lease-age, time.Second)}, nil
+				}
+				// The holder crashed mid-delivery: take over. This is
+				// the one case that can post twice (the crash may have
+				// come after the platform took the message).
+			}
+		}
+		r, err := c.kv.Update(ctx, key, pending, rev)
+		if err != nil {
+			continue // someone else moved first: look again
+		}
+		return taken{proceed: true, rev: r}, nil
+	}
+	return taken{wait: 200 * time.Millisecond}, nil
+}
+
+func (c *claims) put(ctx context.Context, key string, cl claim) error {
+	cl.At = c.now().UTC()
+	b, err := json.Marshal(cl)
+	if err != nil {
+		return fmt.Errorf("encode claim: %w", err)
+	}
+	var last error
+	for range 3 {
+		if _, err := c.kv.Put(ctx, key, b); err != nil {
+			last = err
+			continue
+		}
+		return nil
+	}
+	return fmt.Errorf("write claim %s: %w", key, last)
+}
+
+// release drops our pending claim after a transient failure, so the retry
+// can take it at once.
+func (c *claims) release(ctx context.Context, key string, rev uint64) {
+	_ = c.kv.Delete(ctx, key, jetstream.LastRevision(rev))
+}
+
+func (c *claims) group(ctx context.Context, key string) (*group, error) {
+	e, err := c.kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read group %s: %w", key, err)
+	}
+	var g group
+	if json.Unmarshal(e.Value(), &g) != nil {
+		return nil, nil
+	}
+	return &g, nil
+}
+
+func (c *claims) putGroup(ctx context.Context, key string, g group) error {
+	g.At = c.now().UTC()
+	b, err := json.Marshal(g)
+	if err != nil {
+		return fmt.Errorf("encode group: %w", err)
+	}
+	if _, err := c.kv.Put(ctx, key, b); err != nil {
+		return fmt.Errorf("write group %s: %w", key, err)
+	}
+	return nil
+}

@@ -1,0 +1,247 @@
+package notifier
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/smart-k8s-monitor/smart-k8s-monitor/pkg/envelope"
+	"github.com/smart-k8s-monitor/smart-k8s-monitor/pkg/jsx"
+	"github.com/smart-k8s-monitor/smart-k8s-monitor/pkg/retry"
+	"github.com/smart-k8s-monitor/smart-k8s-monitor/services/notifier/message"
+)
+
+// path says which consumer a delivery came from.
+type path int
+
+const (
+	pathAdvised path = iota
+	pathOverdue
+	pathFollowup
+)
+
+// errNotDue is the "wait" of the overdue path: the alert's advice may still
+// come.
+var errNotDue = errors.New("advice not overdue yet")
+
+func (s *Stage) handleAdvised(ctx context.Context, d *jsx.Delivery) error {
+	return s.deliverAll(ctx, d, d.Envelope, pathAdvised)
+}
+
+// handleOverdue waits until the alert's advice is overdue, then posts
+// whatever was not posted yet, marked "advice unavailable".
+func (s *Stage) handleOverdue(ctx context.Context, d *jsx.Delivery) error {
+	due := d.Envelope.ReceivedAt.Add(s.cfg.AdviceDeadline + s.cfg.OverdueGrace)
+	if wait := due.Sub(s.now()); wait > 0 {
+		return retry.After(wait, fmt.Errorf("%w: due in %s", errNotDue, wait.Round(time.Millisecond)))
+	}
+	env := *d.Envelope
+	if !env.Advice.Available() {
+		reason := fmt.Sprintf("advisor did not answer within %s", s.cfg.AdviceDeadline)
+		if env.Firing() {
+			env.Advice = &envelope.Advice{Status: envelope.AdviceUnavailable, Reason: reason}
+		} else {
+			env.Advice = &envelope.Advice{Status: envelope.AdviceSkipped}
+		}
+	}
+	return s.deliverAll(ctx, d, &env, pathOverdue)
+}
+
+func (s *Stage) handleFollowup(ctx context.Context, d *jsx.Delivery) error {
+	return s.deliverAll(ctx, d, d.Envelope, pathFollowup)
+}
+
+// deliverAll posts to every routed sink at once: a slow or failing sink
+// neither blocks nor duplicates the others, because each has its own claim
+// and a retry only redoes what is not delivered yet.
+func (s *Stage) deliverAll(ctx context.Context, d *jsx.Delivery, env *envelope.Envelope, p path) error {
+	s.mu.Lock()
+	cl := s.claims
+	s.mu.Unlock()
+	if cl == nil {
+		return errors.New("notifier: claims bucket not open")
+	}
+	var seq uint64
+	if m := d.Msg(); m != nil {
+		if md, err := m.Metadata(); err == nil {
+			seq = md.Sequence.Stream
+		}
+	}
+	targets := s.router.Route(env)
+	if len(targets) == 0 {
+		return nil
+	}
+	msg := message.Build(env)
+	errs := make([]error, len(targets))
+	var wg sync.WaitGroup
+	for i, name := range targets {
+		sk, ok := s.sinks[name]
+		if !ok {
+			continue
+		}
+		wg.Go(func() { errs[i] = s.deliver(ctx, cl, sk, env, msg, p, seq) })
+	}
+	wg.Wait()
+	return combine(errs)
+}
+
+// combine turns per-sink results into the loop's decision: nil when all
+// are delivered; a retry when any can still succeed (the shortest delay
+// a platform asked for, else backoff); permanent only when everything
+// left has failed for good.
+func combine(errs []error) error {
+	var transient, permanent []error
+	var minAfter time.Duration
+	allAfter := true
+	for _, err := range errs {
+		switch {
+		case err == nil:
+		case retry.IsPermanent(err):
+			permanent = append(permanent, err)
+		default:
+			transient = append(transient, err)
+			if d, ok := retry.RetryAfter(err); ok {
+				if minAfter == 0 || d < minAfter {
+					minAfter = d
+				}
+			} else {
+				allAfter = false
+			}
+		}
+	}
+	switch {
+	case len(transient) > 0:
+		err := errors.Join(append(transient, permanent...)...)
+		if allAfter {
+			return retry.After(minAfter, err)
+		}
+		return err
+	case len(permanent) > 0:
+		return retry.Permanent(errors.Join(permanent...))
+	}
+	return nil
+}
+
+// deliver does one (notification, sink).
+func (s *Stage) deliver(ctx context.Context, cl *claims, sk sinkEntry, env *envelope.Envelope, msg *message.Message, p path, seq uint64) error {
+	log := s.log.With(zap.String("alert_id", env.ID), zap.String("sink", sk.name))
+	nkey := notifyKey(env.ID, sk.name)
+	if p == pathFollowup {
+		prior, _, err := cl.get(ctx, nkey)
+		if err != nil {
+			return err
+		}
+		if prior != nil && prior.State == claimDone {
+			if prior.Advice {
+				s.skipped.WithLabelValues(sk.name).Inc()
+				return nil // the first post already had advice
+			}
+			return s.post(ctx, cl, sk, followupKey(env.ID, sk.name), env, msg, message.KindFollowup, prior.MessageID, seq, log)
+		}
+		// Nothing posted yet on this sink: post the full message, advice
+		// included; the later "unavailable" delivery will find it done.
+	}
+	t, err := cl.take(ctx, nkey, seq)
+	if err != nil {
+		return err
+	}
+	if !t.proceed {
+		if t.wait > 0 {
+			return retry.After(t.wait, fmt.Errorf("sink %s: %w", sk.name, errBusy))
+		}
+		if t.prior.State == claimFailed {
+			return retry.Permanent(fmt.Errorf("sink %s: %s", sk.name, t.prior.Reason))
+		}
+		if p == pathAdvised && env.Advice.Available() && !t.prior.Advice {
+			// Posted without advice (the overdue path won the race):
+			// the advice becomes a follow-up.
+			return s.post(ctx, cl, sk, followupKey(env.ID, sk.name), env, msg, message.KindFollowup, t.prior.MessageID, seq, log)
+		}
+		s.skipped.WithLabelValues(sk.name).Inc()
+		return nil
+	}
+	// The living message of the incident, on sinks that can edit.
+	var living string
+	gkey := groupKeyFor(env.Notification.GroupKey, sk.name)
+	if sk.typ == TypeDiscord {
+		if g, err := cl.group(ctx, gkey); err == nil && g != nil && !g.Resolved {
+			living = g.MessageID
+		}
+	}
+	res, err := sk.n.Notify(ctx, message.Request{Env: env, Msg: msg, Kind: message.KindNotify, MessageID: living})
+	if err != nil {
+		return s.failed(ctx, cl, sk, nkey, t.rev, seq, err, log)
+	}
+	s.count(sk, res, message.KindNotify)
+	if err := cl.put(ctx, nkey, claim{State: claimDone, MessageID: res.MessageID, Advice: env.Advice.Available()}); err != nil {
+		log.Error("posted, but the claim could not be recorded: a redelivery may post again", zap.Error(err))
+		return nil
+	}
+	if res.MessageID != "" {
+		if err := cl.putGroup(ctx, gkey, group{MessageID: res.MessageID, Resolved: !env.Firing()}); err != nil {
+			log.Warn("could not remember the message id; later updates post anew", zap.Error(err))
+		}
+	}
+	return nil
+}
+
+// post delivers a follow-up under its own claim.
+func (s *Stage) post(ctx context.Context, cl *claims, sk sinkEntry, key string, env *envelope.Envelope, msg *message.Message,
+	kind message.Kind, messageID string, seq uint64, log *zap.Logger,
+) error {
+	t, err := cl.take(ctx, key, seq)
+	if err != nil {
+		return err
+	}
+	if !t.proceed {
+		if t.wait > 0 {
+			return retry.After(t.wait, fmt.Errorf("sink %s: %w", sk.name, errBusy))
+		}
+		if t.prior.State == claimFailed {
+			return retry.Permanent(fmt.Errorf("sink %s: %s", sk.name, t.prior.Reason))
+		}
+		s.skipped.WithLabelValues(sk.name).Inc()
+		return nil
+	}
+	res, err := sk.n.Notify(ctx, message.Request{Env: env, Msg: msg, Kind: kind, MessageID: messageID})
+	if err != nil {
+		return s.failed(ctx, cl, sk, key, t.rev, seq, err, log)
+	}
+	s.count(sk, res, kind)
+	if err := cl.put(ctx, key, claim{State: claimDone, MessageID: res.MessageID, Advice: true}); err != nil {
+		log.Error("posted, but the claim could not be recorded: a redelivery may post again", zap.Error(err))
+	}
+	return nil
+}
+
+func (s *Stage) count(sk sinkEntry, res message.Result, kind message.Kind) {
+	k := string(kind)
+	if res.Edited {
+		k = "edit"
+	}
+	s.posts.WithLabelValues(sk.name, k).Inc()
+}
+
+// failed records the outcome of a failed post: a permanent failure is
+// written into the claim (this message is not retried on that sink; a
+// replay from the dead letters is), a transient one releases the claim so
+// the retry can take it.
+func (s *Stage) failed(ctx context.Context, cl *claims, sk sinkEntry, key string, rev, seq uint64, err error, log *zap.Logger) error {
+	if retry.IsPermanent(err) {
+		s.failures.WithLabelValues(sk.name, "permanent").Inc()
+		reason := strings.TrimSpace(err.Error())
+		if perr := cl.put(ctx, key, claim{State: claimFailed, Reason: reason, Seq: seq}); perr != nil {
+			log.Warn("could not record the failure", zap.Error(perr))
+		}
+		log.Error("sink refused the notification for good", zap.Error(err))
+		return err
+	}
+	s.failures.WithLabelValues(sk.name, "retry").Inc()
+	cl.release(ctx, key, rev)
+	return err
+}
