@@ -30,6 +30,28 @@ type Advice struct {
 	// Structured is the validated JSON answer, nil when the model did not
 	// produce one (Text is then the raw answer, marked unstructured).
 	Structured *StructuredAdvice `json:"structured,omitempty"`
+	// Unstructured is true when Text is the model's raw answer because it
+	// did not follow the schema even after one repair request: show it as
+	// the model's words, not as checked advice.
+	Unstructured bool `json:"unstructured,omitempty"`
+	// Repaired is true when the structured answer came from the one repair
+	// request that follows an answer breaking the schema.
+	Repaired bool `json:"repaired,omitempty"`
+
+	// PromptVersion names the prompt the advice was written for; it is part
+	// of the cache key.
+	PromptVersion string `json:"promptVersion,omitempty"`
+	// ProblemKey identifies the problem (not the pod, not the repeat) the
+	// advice was asked for: notifications with the same key share advice.
+	ProblemKey string `json:"problemKey,omitempty"`
+	// PromptTokens is the advisor's estimate of the prompt's size;
+	// OutputTokens what the server reported for the answer.
+	PromptTokens int `json:"promptTokens,omitempty"`
+	OutputTokens int `json:"outputTokens,omitempty"`
+	// Notes are short remarks for a person about how the advice was made
+	// ("evidence was cut to fit the model's context", "2 quotes not found
+	// in the data were dropped").
+	Notes []string `json:"notes,omitempty"`
 }
 
 // StructuredAdvice is the JSON shape the model is asked to answer in.

@@ -1,0 +1,198 @@
+package advisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"github.com/smart-k8s-monitor/smart-k8s-monitor/pkg/envelope"
+)
+
+// flight is one model call for one problem. Alerts with the same problem
+// that arrive while it runs wait for it instead of starting their own.
+type flight struct {
+	done chan struct{}
+	res  flightResult
+}
+
+type flightResult struct {
+	advice *envelope.Advice
+	reason string
+	// noSlot is true when no model slot came free before the leader's
+	// deadline: followers with a later deadline may try again.
+	noSlot bool
+}
+
+// flights is a single-flight group keyed by problem. Unlike
+// x/sync/singleflight each waiter can stop waiting at its own deadline and
+// still get the result later (late advice).
+type flights struct {
+	mu sync.Mutex
+	m  map[string]*flight
+}
+
+// join returns the flight for key, starting one with start if none runs;
+// leader is true for the caller that started it.
+func (g *flights) join(key string, start func(*flight)) (f *flight, leader bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if f, ok := g.m[key]; ok {
+		return f, false
+	}
+	f = &flight{done: make(chan struct{})}
+	g.m[key] = f
+	start(f)
+	return f, true
+}
+
+func (g *flights) finish(key string, f *flight, r flightResult) {
+	g.mu.Lock()
+	delete(g.m, key)
+	g.mu.Unlock()
+	f.res = r
+	close(f.done)
+}
+
+// runFlight asks the model for advice on env's problem and stores good
+// advice in the cache before anyone is told (so the next alert finds it).
+func (s *Stage) runFlight(ctx context.Context, kv jetstream.KeyValue, key string, env *envelope.Envelope, startBy time.Time, prio int, f *flight) {
+	r := s.ask(ctx, env, startBy, prio)
+	if r.advice != nil {
+		r.advice.ProblemKey = key
+		s.cachePut(ctx, kv, key, r.advice)
+	}
+	s.flights.finish(key, f, r)
+}
+
+// ask runs the calls for one problem: a model slot (critical first), the
+// call, one repair if the answer breaks the schema, retries with backoff
+// for busy/5xx/timeouts as long as a new attempt can start before startBy.
+func (s *Stage) ask(ctx context.Context, env *envelope.Envelope, startBy time.Time, prio int) flightResult {
+	prompt := s.prompts.Build(env)
+	s.m.promptTokens.Observe(float64(prompt.Tokens))
+	for attempt := 1; ; attempt++ {
+		ok, probe, why := s.breaker.allow()
+		if !ok {
+			return flightResult{reason: "circuit open: " + why}
+		}
+		sctx, cancel := context.WithDeadline(ctx, startBy)
+		release, err := s.slots.acquire(sctx, prio)
+		cancel()
+		if err != nil {
+			s.breaker.release(probe)
+			return flightResult{reason: s.deadlineReason(), noSlot: true}
+		}
+		start := time.Now()
+		adv, err := s.callAndParse(ctx, prompt)
+		release()
+		if err == nil {
+			s.breaker.success()
+			s.state.markLoaded()
+			adv.Duration = time.Since(start)
+			return flightResult{advice: adv}
+		}
+		var ce *CallError
+		if !errors.As(err, &ce) {
+			ce = &CallError{Kind: KindStream, Msg: err.Error(), Err: err}
+		}
+		reason := s.backend.Describe(ce)
+		if ce.countsForBreaker() && ctx.Err() == nil {
+			s.breaker.failure(reason)
+		} else {
+			s.breaker.release(probe)
+		}
+		if ctx.Err() != nil {
+			return flightResult{reason: "advisor shutting down"}
+		}
+		if ce.Retryable() {
+			delay := s.backoff.Delay(attempt)
+			if time.Now().Add(delay).Before(startBy) {
+				s.log.Info("model call failed; retrying inside the budget", zap.String("alert_id", env.ID),
+					zap.Int("attempt", attempt), zap.Duration("retry_in", delay), zap.String("reason", reason))
+				t := time.NewTimer(delay)
+				select {
+				case <-t.C:
+					continue
+				case <-ctx.Done():
+					t.Stop()
+					return flightResult{reason: "advisor shutting down"}
+				}
+			}
+		}
+		return flightResult{reason: reason}
+	}
+}
+
+// callAndParse makes the call and, if the answer breaks the schema, one
+// repair call in the same model slot. An answer that stays broken is kept
+// as plain text, marked unstructured.
+func (s *Stage) callAndParse(ctx context.Context, p Prompt) (*envelope.Advice, error) {
+	msgs := p.Messages()
+	resp, err := s.call(ctx, msgs)
+	if err != nil {
+		return nil, err
+	}
+	adv := &envelope.Advice{
+		Status: envelope.AdviceOK, Model: s.cfg.Model, Backend: s.backend.Name(), PromptVersion: PromptVersion,
+		PromptTokens: p.Tokens, OutputTokens: resp.OutputTokens, Truncated: resp.Truncated,
+	}
+	if p.Cut {
+		adv.Notes = append(adv.Notes, "evidence was cut to fit the model's context")
+	}
+	st, dropped, perr := parseAdvice(resp.Content, p.User)
+	if perr != nil {
+		repairMsgs := append(append([]Message(nil), msgs...),
+			Message{Role: "assistant", Content: clip(resp.Content, 4000)},
+			Message{Role: "user", Content: repairMessage(perr)})
+		if r2, err := s.call(ctx, repairMsgs); err == nil {
+			if st2, d2, perr2 := parseAdvice(r2.Content, p.User); perr2 == nil {
+				st, dropped, perr = st2, d2, nil
+				adv.Repaired, adv.Truncated = true, r2.Truncated
+				adv.OutputTokens += r2.OutputTokens
+			}
+		} else if ctx.Err() != nil {
+			return nil, err
+		}
+	}
+	if perr != nil {
+		adv.Unstructured = true
+		adv.Text = clip(resp.Content, maxPlainText)
+		adv.Notes = append(adv.Notes, "the model's answer did not follow the schema: shown as it wrote it, unchecked")
+		return adv, nil
+	}
+	adv.Structured = st
+	adv.Text = renderAdvice(st)
+	if dropped > 0 {
+		adv.Notes = append(adv.Notes, fmt.Sprintf("%d quoted evidence lines not found in the data were dropped", dropped))
+	}
+	if adv.Truncated {
+		adv.Notes = append(adv.Notes, "the answer was cut off at the token limit (num_predict)")
+	}
+	return adv, nil
+}
+
+// call is one request to the backend, bounded by call_timeout.
+func (s *Stage) call(ctx context.Context, msgs []Message) (ChatResponse, error) {
+	cctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
+	defer cancel()
+	s.m.inflight.Inc()
+	start := time.Now()
+	resp, err := s.backend.Chat(cctx, ChatRequest{Messages: msgs, Schema: adviceSchema})
+	s.m.inflight.Dec()
+	s.m.callDuration.WithLabelValues(s.backend.Name()).Observe(time.Since(start).Seconds())
+	outcome := "ok"
+	if err != nil {
+		outcome = "error"
+		var ce *CallError
+		if errors.As(err, &ce) {
+			outcome = string(ce.Kind)
+		}
+	}
+	s.m.calls.WithLabelValues(s.backend.Name(), outcome).Inc()
+	return resp, err
+}

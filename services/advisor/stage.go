@@ -1,0 +1,388 @@
+package advisor
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"github.com/smart-k8s-monitor/smart-k8s-monitor/pkg/envelope"
+	"github.com/smart-k8s-monitor/smart-k8s-monitor/pkg/jsx"
+	"github.com/smart-k8s-monitor/smart-k8s-monitor/pkg/redact"
+	"github.com/smart-k8s-monitor/smart-k8s-monitor/pkg/retry"
+	"github.com/smart-k8s-monitor/smart-k8s-monitor/pkg/stage"
+)
+
+// Reasons that are not a backend's sentence.
+const (
+	ReasonDeadline = "deadline"
+	ReasonResolved = "resolved: no advice needed"
+)
+
+// publishTimeout bounds one publish of the advised envelope.
+const publishTimeout = 10 * time.Second
+
+// Stage is the advisor stage.
+type Stage struct {
+	cfg     Config
+	deps    stage.Deps
+	log     *zap.Logger
+	backend Backend
+	server  string
+	prompts promptBuilder
+	slots   *slots
+	breaker *breaker
+	state   stateBox
+	flights flights
+	m       *metrics
+	obs     jsx.Observer
+	backoff retry.Backoff
+
+	// bg tracks model calls and late-advice publishers that outlive the
+	// handler that started them.
+	bg sync.WaitGroup
+}
+
+// Option changes how New builds the stage.
+type Option func(*Stage)
+
+// WithBackend replaces the configured backend (tests, benchmarks, or a
+// custom server).
+func WithBackend(b Backend) Option { return func(s *Stage) { s.backend = b } }
+
+// WithObserver reports every delivery's outcome (the process's loop
+// metrics, traces).
+func WithObserver(o jsx.Observer) Option { return func(s *Stage) { s.obs = o } }
+
+// WithRedactor shares a redactor configured with extra patterns (the
+// enricher's), so both passes remove the same things.
+func WithRedactor(r *redact.Redactor) Option { return func(s *Stage) { s.prompts.red = r } }
+
+// New builds the advisor stage. It does no I/O: Run connects and checks the
+// model.
+func New(cfg Config, deps stage.Deps, opts ...Option) (*Stage, error) {
+	cfg.Defaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if deps.JS == nil {
+		return nil, errors.New("advisor: no JetStream in deps")
+	}
+	log := deps.Log
+	if log == nil {
+		log = zap.NewNop()
+	}
+	s := &Stage{
+		cfg: cfg, deps: deps, log: log.With(zap.String("stage", envelope.StageAdvisor)),
+		server:  redactURL(cfg.URL),
+		prompts: promptBuilder{numCtx: cfg.NumCtx, numPredict: cfg.NumPredict},
+		slots:   newSlots(cfg.Concurrency),
+		flights: flights{m: map[string]*flight{}},
+		backoff: retry.Backoff{Initial: cfg.RetryInitial, Max: cfg.RetryMax},
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	if s.backend == nil {
+		var err error
+		switch cfg.Backend {
+		case BackendOpenAI:
+			s.backend, err = NewOpenAI(cfg)
+		default:
+			s.backend, err = NewOllama(cfg)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if s.prompts.red == nil {
+		r, err := redact.New(redact.Config{})
+		if err != nil {
+			return nil, fmt.Errorf("advisor: build redactor: %w", err)
+		}
+		s.prompts.red = r
+	}
+	s.m = newMetrics(deps.Metrics, func() float64 { return float64(s.slots.waiting()) })
+	s.breaker = newBreaker(cfg.BreakerFailures, cfg.BreakerCooldown, func(st int) {
+		s.m.breaker.Set(float64(st))
+		switch st {
+		case breakerOpen:
+			s.log.Warn("circuit breaker open: skipping the model for a while", zap.Duration("cooldown", cfg.BreakerCooldown))
+		case breakerClosed:
+			s.log.Info("circuit breaker closed: the model answers again")
+		}
+	})
+	return s, nil
+}
+
+// Run consumes enriched alerts until ctx ends, then drains: handlers finish
+// (their alerts are published or redelivered later), calls that would bring
+// late advice get DrainTimeout to finish.
+func (s *Stage) Run(ctx context.Context) error {
+	js := s.deps.JS
+	replicas := max(s.deps.NATS.Replicas, 1)
+	kv, err := jsx.KeyValue(ctx, js, jsx.BucketAdviceCache, s.cfg.CacheTTL, replicas)
+	if err != nil {
+		return fmt.Errorf("advisor: %w", err)
+	}
+	spec := jsx.ConsumerAdvisor()
+	cons, err := jsx.EnsureConsumer(ctx, js, spec, replicas)
+	if err != nil {
+		return fmt.Errorf("advisor: %w", err)
+	}
+	s.refresh(ctx)
+
+	jobsCtx, cancelJobs := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelJobs()
+	var watch sync.WaitGroup
+	watch.Go(func() { s.watch(ctx) })
+
+	loop := jsx.NewLoop(jsx.LoopConfig{
+		Stage:        envelope.StageAdvisor,
+		Concurrency:  s.cfg.Inflight,
+		AckWait:      spec.AckWait,
+		DrainTimeout: s.cfg.DrainTimeout,
+	}, js, cons, s.handler(jobsCtx, kv), s.log, s.obs)
+	err = loop.Run(ctx)
+
+	done := make(chan struct{})
+	go func() { s.bg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(s.cfg.DrainTimeout):
+		s.log.Warn("drain timeout: abandoning model calls that would have brought late advice")
+		cancelJobs()
+		<-done
+	}
+	watch.Wait()
+	return err
+}
+
+// Check implements stage.Checker: the model's state for /readyz. A missing
+// model or server does not make the advisor unready (alerts still flow,
+// marked "advice unavailable"), it is shown as the detail.
+func (s *Stage) Check(ctx context.Context) (string, error) {
+	st := s.state.get()
+	if st.Checked.IsZero() {
+		st = probe(ctx, s.backend, 5*time.Second)
+		s.state.set(st)
+	}
+	d := st.Detail(s.backend.Name(), s.cfg.Model, s.server)
+	if s.breaker.current() == breakerOpen {
+		d += "; circuit breaker open"
+	}
+	return d, nil
+}
+
+// State returns the last known model state.
+func (s *Stage) State() ModelState { return s.state.get() }
+
+func (s *Stage) watch(ctx context.Context) {
+	t := time.NewTicker(s.cfg.CheckInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.refresh(ctx)
+		}
+	}
+}
+
+// refresh checks the model's state; a change is logged once, with the fix.
+func (s *Stage) refresh(ctx context.Context) {
+	st := probe(ctx, s.backend, min(5*time.Second, s.cfg.CheckInterval))
+	if ctx.Err() != nil {
+		return
+	}
+	changed := s.state.set(st)
+	s.m.modelUp.Set(boolGauge(st.Reachable))
+	s.m.modelPresent.Set(boolGauge(st.Present))
+	if st.OK() {
+		s.breaker.probeOK()
+	}
+	if !changed {
+		return
+	}
+	detail := st.Detail(s.backend.Name(), s.cfg.Model, s.server)
+	if st.Problem != "" {
+		s.log.Warn("advice unavailable until this is fixed; alerts still go out without advice", zap.String("problem", st.Problem))
+		return
+	}
+	s.log.Info("model ready", zap.String("detail", detail))
+}
+
+// handler is the consume loop's handler. It always publishes exactly one
+// alerts.advised.<id> by the deadline: the wait for advice is bounded by
+// the alert's deadline, whatever the loop's concurrency or the model does.
+func (s *Stage) handler(jobsCtx context.Context, kv jetstream.KeyValue) jsx.Handler {
+	return func(ctx context.Context, d *jsx.Delivery) error {
+		env := d.Envelope
+		start := time.Now()
+		due := env.ReceivedAt.Add(s.cfg.Deadline)
+		adv, source, fl := s.advise(ctx, jobsCtx, kv, env, due)
+		if adv == nil {
+			return fmt.Errorf("advise %s: %w", env.ID, context.Cause(ctx))
+		}
+		out := withAdvice(env, adv, envelope.StageRecord{
+			Stage: envelope.StageAdvisor, Started: start.UTC(), Duration: time.Since(start), Attempt: d.Attempt, Note: source,
+		})
+		pctx, cancel := context.WithTimeout(ctx, publishTimeout)
+		defer cancel()
+		if _, err := jsx.PublishEnvelope(pctx, s.deps.JS, jsx.SubjectAdvised, out, envelope.StageAdvisor); err != nil {
+			return fmt.Errorf("advisor: %w", err)
+		}
+		s.m.advice.WithLabelValues(adv.Status, source).Inc()
+		if fl != nil {
+			s.followup(jobsCtx, env, fl)
+		}
+		return nil
+	}
+}
+
+// withAdvice returns a copy of env with the advice section and a stage
+// record; env itself is not changed.
+func withAdvice(env *envelope.Envelope, adv *envelope.Advice, rec envelope.StageRecord) *envelope.Envelope {
+	out := *env
+	out.Advice = adv
+	out.Stages = append(append([]envelope.StageRecord(nil), env.Stages...), rec)
+	return &out
+}
+
+// advise finds advice for env by due. It returns nil advice only when ctx
+// ended (shutdown): the message is then redelivered. fl is set when the
+// deadline passed while a call was still running: its result becomes late
+// advice.
+func (s *Stage) advise(ctx, jobsCtx context.Context, kv jetstream.KeyValue, env *envelope.Envelope, due time.Time) (adv *envelope.Advice, source string, fl *flight) {
+	base := envelope.Advice{Model: s.cfg.Model, Backend: s.backend.Name(), PromptVersion: PromptVersion}
+	unavailable := func(reason string) *envelope.Advice {
+		a := base
+		a.Status, a.Reason = envelope.AdviceUnavailable, reason
+		return &a
+	}
+	if !env.Firing() {
+		a := base
+		a.Status, a.Reason = envelope.AdviceSkipped, ReasonResolved
+		return &a, "none", nil
+	}
+	key := cacheKey(env, s.backend.Name(), s.cfg.Model)
+	if a := s.cacheGet(ctx, kv, key, due); a != nil {
+		return a, "cache", nil
+	}
+	if ctx.Err() != nil {
+		return nil, "", nil
+	}
+	prio := priority(env.Severity())
+	for {
+		if !time.Now().Before(due) {
+			return unavailable(s.deadlineReason()), "none", nil
+		}
+		f, leader := s.flights.join(key, func(f *flight) {
+			s.bg.Go(func() { s.runFlight(jobsCtx, kv, key, env, due, prio, f) })
+		})
+		timer := time.NewTimer(time.Until(due))
+		select {
+		case <-f.done:
+			timer.Stop()
+			r := f.res
+			if r.advice != nil {
+				a := *r.advice
+				src := "model"
+				if !leader {
+					a.Cached, src = true, "shared"
+				}
+				return &a, src, nil
+			}
+			if r.noSlot && time.Now().Before(due) {
+				continue // the leader's budget ran out before ours: try again
+			}
+			return unavailable(r.reason), "none", nil
+		case <-timer.C:
+			return unavailable(s.deadlineReason()), "none", f
+		case <-ctx.Done():
+			timer.Stop()
+			return nil, "", nil
+		}
+	}
+}
+
+// deadlineReason says why the deadline passed, when the advisor knows more
+// than "deadline": a model being loaded or swapped in is not a hang.
+func (s *Stage) deadlineReason() string {
+	st := s.state.get()
+	if note := st.loadingNote(s.cfg.Model, s.server); note != "" {
+		return ReasonDeadline + ": " + note + " (a load or swap can take minutes; late advice follows)"
+	}
+	if n := s.slots.waiting(); n > 0 {
+		return fmt.Sprintf("%s: the model was busy with other alerts (%d waiting)", ReasonDeadline, n)
+	}
+	return ReasonDeadline
+}
+
+// followup publishes the result of a call that outlived its alert's
+// deadline as late advice on alerts.followup.<id>.
+func (s *Stage) followup(jobsCtx context.Context, env *envelope.Envelope, f *flight) {
+	s.bg.Go(func() {
+		select {
+		case <-f.done:
+		case <-jobsCtx.Done():
+			return
+		}
+		if f.res.advice == nil {
+			return
+		}
+		a := *f.res.advice
+		a.Late = true
+		out := withAdvice(env, &a, envelope.StageRecord{Stage: envelope.StageAdvisor, Started: time.Now().UTC(), Note: "late advice"})
+		pctx, cancel := context.WithTimeout(jobsCtx, publishTimeout)
+		defer cancel()
+		if _, err := jsx.PublishEnvelope(pctx, s.deps.JS, jsx.SubjectFollowup, out, envelope.StageAdvisor); err != nil {
+			s.log.Warn("cannot publish late advice", zap.String("alert_id", env.ID), zap.Error(err))
+			return
+		}
+		s.m.late.Inc()
+	})
+}
+
+// cacheGet looks the problem up; a slow or failing KV never costs the
+// alert its deadline.
+func (s *Stage) cacheGet(ctx context.Context, kv jetstream.KeyValue, key string, due time.Time) *envelope.Advice {
+	cctx, cancel := context.WithTimeout(ctx, min(2*time.Second, max(time.Until(due), 100*time.Millisecond)))
+	defer cancel()
+	e, err := kv.Get(cctx, key)
+	if err != nil {
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			s.m.cache.WithLabelValues("miss").Inc()
+		} else {
+			s.m.cache.WithLabelValues("error").Inc()
+			s.log.Debug("advice cache lookup failed", zap.Error(err))
+		}
+		return nil
+	}
+	var a envelope.Advice
+	if err := json.Unmarshal(e.Value(), &a); err != nil || a.Status != envelope.AdviceOK {
+		s.m.cache.WithLabelValues("error").Inc()
+		return nil
+	}
+	s.m.cache.WithLabelValues("hit").Inc()
+	a.Cached, a.Late = true, false
+	return &a
+}
+
+func (s *Stage) cachePut(ctx context.Context, kv jetstream.KeyValue, key string, a *envelope.Advice) {
+	data, err := json.Marshal(a)
+	if err != nil {
+		return
+	}
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := kv.Put(cctx, key, data); err != nil {
+		s.log.Warn("cannot store advice in the cache; the next alert of this problem asks the model again", zap.Error(err))
+	}
+}
