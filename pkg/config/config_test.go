@@ -61,3 +61,19 @@ func TestByteSize(t *testing.T) {
 		assert.Error(t, err, in)
 	}
 }
+
+func TestDecodeSections(t *testing.T) {
+	var ingest struct {
+		Listen string `yaml:"listen"`
+	}
+	var dataDir string
+	doc := []byte("data_dir: /x\ningest:\n  listen: :1\nadvisor:\n  whatever: 1\n")
+	require.NoError(t, DecodeSections(doc, map[string]any{"ingest": &ingest, "data_dir": &dataDir}))
+	assert.Equal(t, ":1", ingest.Listen)
+	assert.Equal(t, "/x", dataDir)
+
+	err := DecodeSections([]byte("ingest:\n  listn: :1\n"), map[string]any{"ingest": &ingest})
+	require.ErrorContains(t, err, "listn")
+	err = DecodeSections([]byte("ingset: {}\n"), map[string]any{"ingest": &ingest})
+	require.ErrorContains(t, err, "unknown top-level keys ingset")
+}

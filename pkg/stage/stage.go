@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/smart-k8s-monitor/smart-k8s-monitor/pkg/jsx"
+	"github.com/smart-k8s-monitor/smart-k8s-monitor/pkg/trace"
 )
 
 // Deps are the shared parts a stage needs. Nothing in it is global: each
@@ -24,6 +25,9 @@ type Deps struct {
 	// Observer sees every delivery outcome of every consume loop (trace
 	// and metrics). Pass it to jsx.NewLoop; it may be nil.
 	Observer jsx.Observer
+	// Trace is the notification timeline recorder (it is also part of
+	// Observer); stages may record extra steps. It may be nil.
+	Trace *trace.Recorder
 }
 
 // Runner is a stage: Run blocks until ctx ends, then drains and returns.

@@ -34,7 +34,8 @@ type Options struct {
 	Gatherer prometheus.Gatherer
 	// Checkers add readiness detail (model state, ...).
 	Checkers map[string]stage.Checker
-	// Trace records receipt and serves GET /api/v1/alerts/{id}; may be nil.
+	// Trace records receipt and serves GET /api/v1/alerts/{id}; deps.Trace
+	// if nil.
 	Trace *trace.Recorder
 	// Now is the clock; time.Now if nil.
 	Now func() time.Time
@@ -101,6 +102,9 @@ func New(cfg Config, deps stage.Deps, opts Options) (*Server, error) {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.Trace == nil {
+		opts.Trace = deps.Trace
 	}
 	s := &Server{cfg: cfg, deps: deps, opts: opts, m: newMetrics(deps.Metrics),
 		health: &ops.Health{JS: deps.JS, Checkers: opts.Checkers}}
