@@ -139,6 +139,9 @@ type rule struct {
 	keep    func(name, secret string) bool
 	kindOf  func(name string) string
 	quick   []string // the text must contain one of these (lower-cased) for the rule to run
+	// multiline rules run on the whole text, first (before the line
+	// rules) or last.
+	multiline, first bool
 }
 
 // New compiles the built-in patterns and cfg's extra ones.
@@ -180,29 +183,52 @@ func Placeholder(kind string) string { return "[REDACTED:" + kind + "]" }
 
 // Redact returns s with every secret replaced, and how many of each kind it
 // replaced (nil if none).
+//
+// Rules that may span lines (PEM blocks, YAML env entries) run on the whole
+// text; the others run line by line, and only on lines that contain one of
+// their trigger words, which keeps the cost of a 50-line log tail low.
 func (r *Redactor) Redact(s string) (string, Counts) {
 	if s == "" {
 		return s, nil
 	}
 	var counts Counts
-	lower := ""
 	for i := range r.rules {
-		ru := &r.rules[i]
-		if len(ru.quick) > 0 {
-			if lower == "" {
-				lower = strings.ToLower(s)
-			}
-			if !containsAny(lower, ru.quick) {
+		if ru := &r.rules[i]; ru.multiline && ru.first {
+			s = ru.applyWhole(s, &counts)
+		}
+	}
+	lines := strings.SplitAfter(s, "\n")
+	changed := false
+	for li, line := range lines {
+		lower := strings.ToLower(line)
+		for i := range r.rules {
+			ru := &r.rules[i]
+			if ru.multiline || (len(ru.quick) > 0 && !containsAny(lower, ru.quick)) {
 				continue
 			}
+			if out, n := ru.apply(line, &counts); n > 0 {
+				line, lower, changed = out, strings.ToLower(out), true
+			}
 		}
-		out, n := ru.apply(s, &counts)
-		if n > 0 {
-			s = out
-			lower = ""
+		lines[li] = line
+	}
+	if changed {
+		s = strings.Join(lines, "")
+	}
+	for i := range r.rules {
+		if ru := &r.rules[i]; ru.multiline && !ru.first {
+			s = ru.applyWhole(s, &counts)
 		}
 	}
 	return s, counts
+}
+
+func (ru *rule) applyWhole(s string, counts *Counts) string {
+	if len(ru.quick) > 0 && !containsAny(strings.ToLower(s), ru.quick) {
+		return s
+	}
+	out, _ := ru.apply(s, counts)
+	return out
 }
 
 // RedactMap returns a copy of m with every value redacted; a value whose key
@@ -312,6 +338,10 @@ var secretWords = []string{
 	"connectionstring", "connection_string", "dsn", "webhook_url", "webhookurl",
 }
 
+// pairTriggers are the lower-case words one of which a line must contain
+// for the key=value rules to look at it.
+var pairTriggers = append([]string{"pass", "pwd"}, secretWords...)
+
 // harmlessSuffixes mark names whose value is about a secret, not the secret
 // itself (SECRET_NAME, TOKEN_FILE, password_min_length).
 var harmlessSuffixes = []string{
@@ -361,7 +391,7 @@ func isEnvName(n string) bool { return envName.MatchString(n) }
 // placeholderValues are values next to a secret-looking key that are not
 // secrets (a default, an explicit "unset", our own placeholders).
 func isPlaceholderValue(v string) bool {
-	l := strings.ToLower(strings.Trim(v, `"' `))
+	l := strings.ToLower(strings.Trim(v, `"'()[]{}.,;: `))
 	switch l {
 	case "", "null", "nil", "<nil>", "none", "true", "false", "yes", "no", "on", "off",
 		"required", "optional", "set", "unset", "empty", "redacted", "***", "****", "*****", "xxx", "changeme!":
@@ -370,7 +400,7 @@ func isPlaceholderValue(v string) bool {
 	if len(l) <= 6 && strings.Trim(l, "0123456789") == "" {
 		return true // a small number next to a secret-looking key is a count or a port
 	}
-	return strings.HasPrefix(l, "[redacted") || strings.HasPrefix(l, "<") ||
+	return strings.HasPrefix(l, "[redacted") || strings.HasPrefix(l, "redacted:") || strings.HasPrefix(l, "<") ||
 		strings.HasPrefix(l, "${") || strings.HasPrefix(l, "$(") || strings.HasPrefix(l, "{{") ||
 		strings.Trim(l, "*x") == ""
 }
@@ -417,10 +447,12 @@ func keepAWSSecret(_, secret string) bool {
 
 func builtins() []rule {
 	m := regexp.MustCompile
+	pem := compile(KindPEMPrivateKey, m(`-----BEGIN[A-Z0-9 ]*PRIVATE KEY-----(?:(?s:.*?)-----END[A-Z0-9 ]*PRIVATE KEY-----|[A-Za-z0-9+/=\s\\]*)`), nil, []string{"private key-----"})
+	pem.multiline, pem.first = true, true
 	rules := []rule{
 		// PEM private keys, also with escaped newlines inside JSON (GCP
 		// service-account files) and cut off before their END line.
-		compile(KindPEMPrivateKey, m(`-----BEGIN[A-Z0-9 ]*PRIVATE KEY-----(?:(?s:.*?)-----END[A-Z0-9 ]*PRIVATE KEY-----|[A-Za-z0-9+/=\s\\]*)`), nil, []string{"private key-----"}),
+		pem,
 		compile(KindGCPServiceAccount, m(`"private_key_id"\s*:\s*"(?P<secret>[0-9a-f]{16,})"`), nil, []string{"private_key_id"}),
 		compile(KindJWT, m(`\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}`), nil, []string{"eyj"}),
 		// Webhook URLs carry their credential in the path.
@@ -450,8 +482,9 @@ func builtins() []rule {
 	envJSON.kindOf = pairKind
 	envYAML := compile(KindSecretEnv, m(`(?m)name:[ \t]*["']?(?P<name>[A-Za-z_][A-Za-z0-9_.-]*)["']?[ \t]*\r?\n[ \t]*value:[ \t]*(?:"(?P<secret>[^"\n]+)"|'(?P<secret2>[^'\n]+)'|(?P<secret3>[^\s"'][^\n]*))`), keepPair, []string{"value:"})
 	envYAML.kindOf = pairKind
+	envYAML.multiline = true
 	// key=value, key: value, "key": "value", --key=value.
-	pair := compile(KindSecretPair, m(`(?P<name>[A-Za-z_][A-Za-z0-9_.-]*)["']?[ \t]*[:=][ \t]*(?:"(?P<secret>(?:[^"\\\n]|\\.)+)"|'(?P<secret2>[^'\n]+)'|(?P<secret3>[^\s"',;&]+))`), keepPair, nil)
+	pair := compile(KindSecretPair, m(`(?P<name>[A-Za-z_][A-Za-z0-9_.-]*)["']?[ \t]*[:=][ \t]*(?:"(?P<secret>(?:[^"\\\n]|\\.)+)"|'(?P<secret2>[^'\n]+)'|(?P<secret3>[^\s"',;&]+))`), keepPair, pairTriggers)
 	pair.kindOf = pairKind
 	return append(rules, envJSON, envYAML, pair)
 }
