@@ -275,38 +275,43 @@ func (c *Client) Do(ctx context.Context, ep Endpoint, r Request) (*Response, err
 }
 
 // acquire waits for the endpoint's next slot, or says how long to wait.
+// It re-checks after every wait: a rate-limit answer to another request may
+// have arrived meanwhile, and no request may leave before the time a
+// platform named.
 func (c *Client) acquire(ctx context.Context, ep Endpoint) error {
-	c.mu.Lock()
-	h := c.state(ep.Name)
-	if h.dead != "" {
-		reason := h.dead
-		c.mu.Unlock()
-		return retry.Permanent(fmt.Errorf("%s: %w (%s); fix its URL and restart", ep.Name, ErrDead, reason))
-	}
-	now := c.now()
-	start := now
-	for _, t := range []time.Time{h.next, h.blockedUntil, c.groups[ep.Group]} {
-		if t.After(start) {
-			start = t
+	for {
+		c.mu.Lock()
+		h := c.state(ep.Name)
+		if h.dead != "" {
+			reason := h.dead
+			c.mu.Unlock()
+			return retry.Permanent(fmt.Errorf("%s: %w (%s); fix its URL and restart", ep.Name, ErrDead, reason))
 		}
-	}
-	wait := start.Sub(now)
-	if wait > c.cfg.MaxWait {
+		now := c.now()
+		start := now
+		for _, t := range []time.Time{h.next, h.blockedUntil, c.groups[ep.Group]} {
+			if t.After(start) {
+				start = t
+			}
+		}
+		wait := start.Sub(now)
+		if wait > c.cfg.MaxWait {
+			c.mu.Unlock()
+			return retry.After(wait, fmt.Errorf("%s: %w for %s", ep.Name, ErrThrottled, wait.Round(time.Millisecond)))
+		}
+		if wait <= 0 {
+			h.next = now.Add(ep.Pace)
+			c.mu.Unlock()
+			return nil
+		}
 		c.mu.Unlock()
-		return retry.After(wait, fmt.Errorf("%s: %w for %s", ep.Name, ErrThrottled, wait.Round(time.Millisecond)))
-	}
-	h.next = start.Add(ep.Pace)
-	c.mu.Unlock()
-	if wait <= 0 {
-		return nil
-	}
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("%s: waiting for rate limit: %w", ep.Name, ctx.Err())
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("%s: waiting for rate limit: %w", ep.Name, ctx.Err())
+		}
 	}
 }
 
