@@ -99,15 +99,19 @@ func New(ctx context.Context, cfg Config, log *zap.Logger, opts Options) (_ *App
 		return d
 	}
 
-	en, err := enricher.New(ctx, cfg.Enricher, depsFor("enricher"))
+	en, err := enricher.New(cfg.Enricher, depsFor("enricher"))
 	if err != nil {
 		return nil, fmt.Errorf("enricher: %w", err)
 	}
-	ad, err := advisor.New(ctx, cfg.Advisor, depsFor("advisor"))
+	ad, err := advisor.New(cfg.Advisor, depsFor("advisor"))
 	if err != nil {
 		return nil, fmt.Errorf("advisor: %w", err)
 	}
-	no, err := notifier.New(ctx, cfg.Notifier, depsFor("notifier"), notifier.Options{Console: opts.Console})
+	var nopts []notifier.Option
+	if opts.Console != nil {
+		nopts = append(nopts, notifier.WithConsole(opts.Console))
+	}
+	no, err := notifier.New(cfg.Notifier, depsFor("notifier"), nopts...)
 	if err != nil {
 		return nil, fmt.Errorf("notifier: %w", err)
 	}

@@ -1,0 +1,192 @@
+// Package proctest runs the real smartmon binary as a child process, for
+// tests that must kill it (-9) and start it again on the same data dir,
+// and a recording webhook sink to count what reached chat.
+package proctest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/smart-k8s-monitor/smart-k8s-monitor/pkg/envelope"
+)
+
+// Build compiles cmd/smartmon into dir and returns the binary's path. pkg
+// is the import path or directory of the main package.
+func Build(dir, pkg string) (string, error) {
+	bin := filepath.Join(dir, "smartmon")
+	cmd := exec.Command("go", "build", "-o", bin, pkg) //nolint:gosec,noctx // test helper, fixed arguments
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("go build %s: %w", pkg, err)
+	}
+	return bin, nil
+}
+
+// FreeAddr returns a loopback address that was free a moment ago.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	var lc net.ListenConfig
+	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	return addr
+}
+
+// Proc is a running `smartmon run`.
+type Proc struct {
+	Cmd    *exec.Cmd
+	Listen string
+	Logs   *bytes.Buffer
+	done   chan struct{}
+}
+
+// URL is the ingest webhook URL.
+func (p *Proc) URL() string { return "http://" + p.Listen + "/api/v1/alerts" }
+
+// Start runs `bin run` on dataDir with env, and waits for /readyz.
+func Start(t testing.TB, bin, dataDir string, env map[string]string) *Proc {
+	t.Helper()
+	listen := FreeAddr(t)
+	cmd := exec.Command(bin, "run", "--data-dir", dataDir, "--listen", listen, "--nats-listen", "") //nolint:gosec,noctx // test binary
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+filepath.Join(dataDir, "no-kubeconfig"), "SMARTMON_LOG_FORMAT=json")
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	logs := &bytes.Buffer{}
+	cmd.Stdout = io.Discard
+	cmd.Stderr = &syncWriter{w: logs}
+	require.NoError(t, cmd.Start())
+	p := &Proc{Cmd: cmd, Listen: listen, Logs: logs, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() { p.Kill() })
+	require.Eventually(t, func() bool {
+		select {
+		case <-p.done:
+			return true
+		default:
+		}
+		req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, "http://"+listen+"/readyz", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, 60*time.Second, 50*time.Millisecond)
+	select {
+	case <-p.done:
+		t.Fatalf("smartmon exited at start:\n%s", logs.String())
+	default:
+	}
+	return p
+}
+
+// Kill sends SIGKILL: no drain, no flush, like a crash or an OOM kill.
+func (p *Proc) Kill() {
+	if p.Cmd.Process != nil {
+		_ = p.Cmd.Process.Kill()
+	}
+	<-p.done
+}
+
+// Stop sends SIGTERM and waits for a graceful exit.
+func (p *Proc) Stop(t testing.TB) {
+	t.Helper()
+	_ = p.Cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-p.done:
+	case <-time.After(60 * time.Second):
+		t.Fatal("smartmon did not stop on SIGINT")
+	}
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(b []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(b)
+}
+
+// Sink records generic-webhook posts.
+type Sink struct {
+	Srv *httptest.Server
+	mu  sync.Mutex
+	got []envelope.Envelope
+	// Fail makes the sink answer 503 while it returns true.
+	Fail func() bool
+}
+
+// NewSink starts a recording sink.
+func NewSink(t testing.TB) *Sink {
+	t.Helper()
+	s := &Sink{}
+	s.Srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.Fail != nil && s.Fail() {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		body, _ := io.ReadAll(r.Body)
+		var env envelope.Envelope
+		if err := json.Unmarshal(body, &env); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		if r.Header.Get("X-Smartmon-Kind") != "followup" {
+			s.mu.Lock()
+			s.got = append(s.got, env)
+			s.mu.Unlock()
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(s.Srv.Close)
+	return s
+}
+
+// Got returns the notifications received so far (follow-ups excluded).
+func (s *Sink) Got() []envelope.Envelope {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]envelope.Envelope(nil), s.got...)
+}
+
+// Post sends a webhook body to url and returns the HTTP status.
+func Post(ctx context.Context, url, token string, w envelope.Webhook) (int, error) {
+	body, err := json.Marshal(w)
+	if err != nil {
+		return 0, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	return resp.StatusCode, nil
+}
