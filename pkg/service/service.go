@@ -132,6 +132,7 @@ func run(ctx context.Context, spec Spec, common Common, opsListen string, log *z
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(jsx.NewConsumerCollector(js, 0))
 	tr, err := trace.Open(cctx, js, common.NATS.Replicas, log)
 	if err != nil {
 		return err

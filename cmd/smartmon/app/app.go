@@ -88,6 +88,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger, opts Options) (_ *App
 		reg = prometheus.NewRegistry()
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
+	reg.MustRegister(jsx.NewConsumerCollector(a.js, 0))
 	tr, err := trace.Open(ctx, a.js, cfg.NATS.Replicas, log)
 	if err != nil {
 		return nil, err
