@@ -104,7 +104,7 @@ func Render(m *message.Message, kind message.Kind) string {
 			tail += "   alertmanager: " + l.URL
 		}
 	}
-	b.WriteString(indent + message.Clean(tail, false) + "\n")
+	b.WriteString(indent + message.Truncate(message.Clean(tail, false), maxLine) + "\n")
 	return b.String()
 }
 

@@ -38,7 +38,7 @@ const (
 	totalSafetyMargin  = 50
 	maxEvidenceLines   = 8
 	maxSteps           = 8
-	maxSectionRunes    = 1200
+	maxSectionRunes    = 700
 	unknownMessageCode = 10008 // Discord JSON error code: the message was deleted
 )
 
@@ -201,6 +201,13 @@ func Build(m *message.Message, at time.Time) Payload {
 		}
 	}
 	add(esc(m.Context))
+	if len(m.Items) > 1 || m.More > 0 {
+		escaped := make([]string, len(m.Items))
+		for i, it := range m.Items {
+			escaped[i] = esc(it)
+		}
+		add("**Alerts:** " + message.List(escaped, ", ", message.MaxItems, 900, m.More))
+	}
 	if m.Firing {
 		add(esc(m.Headline))
 		if m.Headline == "" {
@@ -254,13 +261,6 @@ func Build(m *message.Message, at time.Time) Payload {
 		if m.Advice != nil && m.Advice.Truncated {
 			add("_the model's answer was cut at its token limit_")
 		}
-	}
-	if len(m.Items) > 1 || m.More > 0 {
-		escaped := make([]string, len(m.Items))
-		for i, it := range m.Items {
-			escaped[i] = esc(it)
-		}
-		add("**Alerts:** " + message.List(escaped, ", ", message.MaxItems, 900, m.More))
 	}
 	var links []string
 	for _, l := range m.Links {

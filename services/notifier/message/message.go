@@ -142,6 +142,9 @@ const (
 	ColorResolved = 0x2EB67D
 )
 
+// maxListed bounds evidence lines and steps taken from one envelope.
+const maxListed = 20
+
 // MaxItems is how many alerts of a group are listed by name.
 const MaxItems = 10
 
@@ -230,7 +233,10 @@ func Build(env *envelope.Envelope) *Message {
 	m.Summary = Clean(firstAnnotation(env, "summary", "description", "message"), true)
 	if e := env.Enrichment; e != nil {
 		m.Headline = Clean(e.Headline, false)
-		for _, ev := range e.KeyEvidence {
+		for i, ev := range e.KeyEvidence {
+			if i == maxListed {
+				break
+			}
 			if ev = Clean(ev, false); ev != "" {
 				m.Evidence = append(m.Evidence, ev)
 			}
@@ -298,12 +304,18 @@ func advice(env *envelope.Envelope) (*Advice, string) {
 		out.Summary = Clean(s.Summary, true)
 		out.LikelyCause = Clean(s.LikelyCause, true)
 		out.Confidence = Clean(s.Confidence, false)
-		for _, e := range s.Evidence {
+		for i, e := range s.Evidence {
+			if i == maxListed {
+				break
+			}
 			if e = Clean(e, false); e != "" {
 				out.Evidence = append(out.Evidence, e)
 			}
 		}
-		for _, st := range s.NextSteps {
+		for i, st := range s.NextSteps {
+			if i == maxListed {
+				break
+			}
 			if c := Clean(st.Command, false); c != "" {
 				out.Steps = append(out.Steps, Step{Command: c, Why: Clean(st.Why, false), Risky: st.Risky})
 			}

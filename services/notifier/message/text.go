@@ -31,16 +31,27 @@ func Truncate(s string, maxRunes int) string {
 // Runes counts s the way the platforms' limits do.
 func Runes(s string) int { return utf8.RuneCountInString(s) }
 
+// MaxText bounds any one text taken from an alert, the cluster or the
+// model: no platform shows more than 4096 characters in one place, and
+// escaping megabytes of log only to cut them later would waste time.
+const MaxText = 6000
+
 // Clean removes control characters (terminal escape sequences in a log
 // line would rewrite the operator's console) and, unless keepNewlines,
-// folds line breaks and tabs into spaces.
+// folds line breaks and tabs into spaces. It keeps at most MaxText runes.
 func Clean(s string, keepNewlines bool) string {
 	if s == "" {
 		return s
 	}
 	var b strings.Builder
-	b.Grow(len(s))
+	b.Grow(min(len(s), 4*MaxText))
+	n := 0
 	for _, r := range s {
+		if n == MaxText {
+			b.WriteString(Marker)
+			break
+		}
+		n++
 		switch {
 		case r == '\n' && keepNewlines:
 			b.WriteRune(r)

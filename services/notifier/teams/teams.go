@@ -235,7 +235,7 @@ func Build(m *message.Message, kind message.Kind, budget int) Envelope {
 		text("**Evidence**\n\n- " + strings.Join(escAll(m.Evidence), "\n- "))
 	}
 	if len(m.Items) > 1 || m.More > 0 {
-		text("**Alerts:** " + message.List(escAll(m.Items), ", ", message.MaxItems, 1000, m.More))
+		text("**Alerts:** " + message.List(escAll(m.Items), ", ", message.MaxItems, min(1000, budget-20), m.More))
 	}
 	foot := "trace " + m.ID
 	if m.Advice != nil && m.Advice.Footer != "" && m.Firing {
