@@ -67,6 +67,11 @@ type running struct {
 
 func startStage(t *testing.T, e *jsxtest.Env, cfg notifier.Config) *running {
 	t.Helper()
+	return startStageB(t, e, cfg)
+}
+
+func startStageB(t testing.TB, e *jsxtest.Env, cfg notifier.Config) *running {
+	t.Helper()
 	r := &running{console: &syncBuffer{}, reg: prometheus.NewRegistry()}
 	s, err := notifier.New(cfg, stage.Deps{JS: e.JS, NATS: e.Config, Log: zap.NewNop(), Metrics: r.reg}, notifier.WithConsole(r.console))
 	require.NoError(t, err)
@@ -87,6 +92,13 @@ func startStage(t *testing.T, e *jsxtest.Env, cfg notifier.Config) *running {
 }
 
 func testEnvelope(t *testing.T, groupKey string, pods int, status string) *envelope.Envelope {
+	t.Helper()
+	return testEnvelopeTB(t, groupKey, pods, status)
+}
+
+func secret(s string) config.Secret { return config.Secret(s) }
+
+func testEnvelopeTB(t testing.TB, groupKey string, pods int, status string) *envelope.Envelope {
 	t.Helper()
 	start := time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)
 	w := envelope.Webhook{
@@ -140,7 +152,7 @@ func withAdvice(env *envelope.Envelope) *envelope.Envelope {
 	return env
 }
 
-func publish(t *testing.T, e *jsxtest.Env, prefix string, env *envelope.Envelope) {
+func publish(t testing.TB, e *jsxtest.Env, prefix string, env *envelope.Envelope) {
 	t.Helper()
 	_, err := jsx.PublishEnvelope(context.Background(), e.JS, prefix, env, "test")
 	require.NoError(t, err)
@@ -148,7 +160,7 @@ func publish(t *testing.T, e *jsxtest.Env, prefix string, env *envelope.Envelope
 
 // redeliver publishes the same envelope again under a new message id, as a
 // crash between post and ack (or a replay) would deliver it again.
-func redeliver(t *testing.T, e *jsxtest.Env, prefix string, env *envelope.Envelope) {
+func redeliver(t testing.TB, e *jsxtest.Env, prefix string, env *envelope.Envelope) {
 	t.Helper()
 	data, err := env.Encode()
 	require.NoError(t, err)
@@ -158,7 +170,7 @@ func redeliver(t *testing.T, e *jsxtest.Env, prefix string, env *envelope.Envelo
 }
 
 // settled waits until a consumer has handled everything stored for it.
-func settled(t *testing.T, e *jsxtest.Env, consumer string) {
+func settled(t testing.TB, e *jsxtest.Env, consumer string) {
 	t.Helper()
 	require.Eventually(t, func() bool {
 		c, err := e.JS.Consumer(context.Background(), jsx.StreamAlerts, consumer)
@@ -170,7 +182,7 @@ func settled(t *testing.T, e *jsxtest.Env, consumer string) {
 	}, 15*time.Second, 10*time.Millisecond)
 }
 
-func deadLetters(t *testing.T, e *jsxtest.Env) []string {
+func deadLetters(t testing.TB, e *jsxtest.Env) []string {
 	t.Helper()
 	ctx := context.Background()
 	s, err := e.JS.Stream(ctx, jsx.StreamDLQ)

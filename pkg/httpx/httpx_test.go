@@ -1,0 +1,126 @@
+package httpx_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
+
+	"github.com/smart-k8s-monitor/smart-k8s-monitor/pkg/config"
+	"github.com/smart-k8s-monitor/smart-k8s-monitor/pkg/httpx"
+	"github.com/smart-k8s-monitor/smart-k8s-monitor/pkg/retry"
+)
+
+func client(t *testing.T) *httpx.Client {
+	t.Helper()
+	c, err := httpx.New(httpx.Config{Timeout: 2 * time.Second, MaxWait: 50 * time.Millisecond}, zap.NewNop(), nil)
+	require.NoError(t, err)
+	return c
+}
+
+func TestTransportErrorsNeverContainTheURL(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	u := srv.URL + "/api/webhooks/1/TOKEN-abc?sig=SIG-xyz"
+	srv.Close()
+	_, err := client(t).Do(context.Background(), httpx.Endpoint{Name: "chat"}, httpx.Request{Method: http.MethodPost, URL: config.Secret(u)})
+	require.Error(t, err)
+	assert.NotContains(t, err.Error(), "TOKEN-abc")
+	assert.NotContains(t, err.Error(), "SIG-xyz")
+	assert.Contains(t, err.Error(), "POST chat")
+	assert.False(t, retry.IsPermanent(err), "transport errors are transient")
+}
+
+func TestStatusClassification(t *testing.T) {
+	cases := []struct {
+		status    int
+		header    map[string]string
+		body      string
+		permanent bool
+		dead      bool
+		after     time.Duration
+	}{
+		{status: 429, body: `{"retry_after":0.347,"global":false}`, header: map[string]string{"Retry-After": "1"}, after: 347 * time.Millisecond},
+		{status: 429, header: map[string]string{"Retry-After": "2"}, after: 2 * time.Second},
+		{status: 503, header: map[string]string{"Retry-After": "1"}, after: time.Second},
+		{status: 502},
+		{status: 400, permanent: true},
+		{status: 401, permanent: true, dead: true},
+		{status: 403, permanent: true, dead: true},
+		{status: 404, permanent: true, dead: true},
+		{status: 410, permanent: true, dead: true},
+	}
+	for _, tc := range cases {
+		t.Run(http.StatusText(tc.status), func(t *testing.T) {
+			var calls atomic.Int32
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				calls.Add(1)
+				for k, v := range tc.header {
+					w.Header().Set(k, v)
+				}
+				w.WriteHeader(tc.status)
+				_, _ = w.Write([]byte(tc.body))
+			}))
+			defer srv.Close()
+			c := client(t)
+			ep := httpx.Endpoint{Name: "hook"}
+			req := httpx.Request{Method: http.MethodPost, URL: config.Secret(srv.URL + "/secret-path")}
+			_, err := c.Do(context.Background(), ep, req)
+			require.Error(t, err)
+			assert.Equal(t, tc.permanent, retry.IsPermanent(err))
+			assert.NotContains(t, err.Error(), "secret-path")
+			d, ok := retry.RetryAfter(err)
+			assert.Equal(t, tc.after != 0, ok)
+			assert.Equal(t, tc.after, d)
+			_, dead := c.Dead("hook")
+			assert.Equal(t, tc.dead, dead)
+			// A second call: dead endpoints and blocked ones send nothing.
+			_, err = c.Do(context.Background(), ep, req)
+			require.Error(t, err)
+			switch {
+			case tc.dead:
+				assert.True(t, errors.Is(err, httpx.ErrDead))
+				assert.Equal(t, int32(1), calls.Load())
+			case tc.after > 50*time.Millisecond:
+				assert.True(t, errors.Is(err, httpx.ErrThrottled))
+				assert.Equal(t, int32(1), calls.Load())
+			}
+		})
+	}
+}
+
+func TestDiscordGlobalLimitPausesTheWholeGroup(t *testing.T) {
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		if calls.Add(1) == 1 {
+			w.WriteHeader(http.StatusTooManyRequests)
+			_, _ = w.Write([]byte(`{"retry_after":5,"global":true}`))
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer srv.Close()
+	c := client(t)
+	_, err := c.Do(context.Background(), httpx.Endpoint{Name: "a", Group: "discord"}, httpx.Request{Method: http.MethodPost, URL: config.Secret(srv.URL + "/a")})
+	require.Error(t, err)
+	_, err = c.Do(context.Background(), httpx.Endpoint{Name: "b", Group: "discord"}, httpx.Request{Method: http.MethodPost, URL: config.Secret(srv.URL + "/b")})
+	require.ErrorIs(t, err, httpx.ErrThrottled)
+	_, err = c.Do(context.Background(), httpx.Endpoint{Name: "c", Group: "slack"}, httpx.Request{Method: http.MethodPost, URL: config.Secret(srv.URL + "/c")})
+	require.NoError(t, err)
+	assert.Equal(t, int32(2), calls.Load())
+}
+
+func TestScrubRemovesEveryFormOfTheURL(t *testing.T) {
+	u := config.Secret("https://hooks.example/services/T0/B0/SECRET?x=1")
+	in := "post https://hooks.example/services/T0/B0/SECRET?x=1 failed; path /services/T0/B0/SECRET"
+	out := httpx.Scrub(in, u)
+	assert.NotContains(t, out, "SECRET")
+	assert.True(t, strings.Contains(out, "[webhook URL]"))
+}
