@@ -18,6 +18,23 @@ import (
 type flight struct {
 	done chan struct{}
 	res  flightResult
+
+	mu sync.Mutex
+	// last is the reason the last attempt failed, while retries go on:
+	// an alert whose deadline passes meanwhile says so.
+	last string
+}
+
+func (f *flight) setLast(reason string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.last = reason
+}
+
+func (f *flight) lastFailure() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.last
 }
 
 type flightResult struct {
@@ -61,7 +78,13 @@ func (g *flights) finish(key string, f *flight, r flightResult) {
 // runFlight asks the model for advice on env's problem and stores good
 // advice in the cache before anyone is told (so the next alert finds it).
 func (s *Stage) runFlight(ctx context.Context, kv jetstream.KeyValue, key string, env *envelope.Envelope, startBy time.Time, prio int, f *flight) {
-	r := s.ask(ctx, env, startBy, prio)
+	// An alert that missed the cache just before the previous flight for
+	// this problem stored its advice starts a new flight: look again.
+	if a := s.cacheGet(ctx, kv, key, startBy); a != nil {
+		s.flights.finish(key, f, flightResult{advice: a})
+		return
+	}
+	r := s.ask(ctx, env, startBy, prio, f)
 	if r.advice != nil {
 		r.advice.ProblemKey = key
 		s.cachePut(ctx, kv, key, r.advice)
@@ -72,7 +95,7 @@ func (s *Stage) runFlight(ctx context.Context, kv jetstream.KeyValue, key string
 // ask runs the calls for one problem: a model slot (critical first), the
 // call, one repair if the answer breaks the schema, retries with backoff
 // for busy/5xx/timeouts as long as a new attempt can start before startBy.
-func (s *Stage) ask(ctx context.Context, env *envelope.Envelope, startBy time.Time, prio int) flightResult {
+func (s *Stage) ask(ctx context.Context, env *envelope.Envelope, startBy time.Time, prio int, f *flight) flightResult {
 	prompt := s.prompts.Build(env)
 	s.m.promptTokens.Observe(float64(prompt.Tokens))
 	for attempt := 1; ; attempt++ {
@@ -110,8 +133,11 @@ func (s *Stage) ask(ctx context.Context, env *envelope.Envelope, startBy time.Ti
 			return flightResult{reason: "advisor shutting down"}
 		}
 		if ce.Retryable() {
+			f.setLast(reason)
 			delay := s.backoff.Delay(attempt)
-			if time.Now().Add(delay).Before(startBy) {
+			// Retry only if the next attempt, taking as long as this
+			// one did, can end inside the budget.
+			if time.Now().Add(delay + time.Since(start)).Before(startBy) {
 				s.log.Info("model call failed; retrying inside the budget", zap.String("alert_id", env.ID),
 					zap.Int("attempt", attempt), zap.Duration("retry_in", delay), zap.String("reason", reason))
 				t := time.NewTimer(delay)

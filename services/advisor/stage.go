@@ -294,7 +294,10 @@ func (s *Stage) advise(ctx, jobsCtx context.Context, kv jetstream.KeyValue, env 
 			if r.advice != nil {
 				a := *r.advice
 				src := "model"
-				if !leader {
+				switch {
+				case a.Cached:
+					src = "cache"
+				case !leader:
 					a.Cached, src = true, "shared"
 				}
 				return &a, src, nil
@@ -304,7 +307,11 @@ func (s *Stage) advise(ctx, jobsCtx context.Context, kv jetstream.KeyValue, env 
 			}
 			return unavailable(r.reason), "none", nil
 		case <-timer.C:
-			return unavailable(s.deadlineReason()), "none", f
+			reason := s.deadlineReason()
+			if last := f.lastFailure(); last != "" {
+				reason = ReasonDeadline + ": still retrying after " + last
+			}
+			return unavailable(reason), "none", f
 		case <-ctx.Done():
 			timer.Stop()
 			return nil, "", nil

@@ -94,8 +94,12 @@ func (s *Server) ollamaChat(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("model '%s' not found", req.Model)})
 		return
 	}
+	if mode == Busy {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "server busy, please try again.  maximum pending requests exceeded"})
+		return
+	}
 	release, ok, full := s.slot(r)
-	if full || mode == Busy {
+	if full {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "server busy, please try again.  maximum pending requests exceeded"})
 		return
 	}

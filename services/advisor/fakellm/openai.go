@@ -90,8 +90,12 @@ func (s *Server) openAIChat(w http.ResponseWriter, r *http.Request) {
 		openAIError(w, http.StatusNotFound, "api_error", fmt.Sprintf("model %q not found, try pulling it first", req.Model))
 		return
 	}
+	if mode == Busy {
+		openAIError(w, http.StatusServiceUnavailable, "server_error", "server busy, please try again.  maximum pending requests exceeded")
+		return
+	}
 	release, ok, full := s.slot(r)
-	if full || mode == Busy {
+	if full {
 		openAIError(w, http.StatusServiceUnavailable, "server_error", "server busy, please try again.  maximum pending requests exceeded")
 		return
 	}

@@ -1,0 +1,223 @@
+package advisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/smart-k8s-monitor/smart-k8s-monitor/pkg/envelope"
+	"github.com/smart-k8s-monitor/smart-k8s-monitor/pkg/jsx"
+	"github.com/smart-k8s-monitor/smart-k8s-monitor/pkg/jsx/jsxtest"
+	"github.com/smart-k8s-monitor/smart-k8s-monitor/pkg/stage"
+	"github.com/smart-k8s-monitor/smart-k8s-monitor/services/advisor/fakellm"
+)
+
+// margin is how late after its deadline an alert may be published in
+// tests: publish round trips on a shared, race-instrumented machine.
+const margin = 750 * time.Millisecond
+
+type harness struct {
+	e    *jsxtest.Env
+	st   *Stage
+	fake *fakellm.Server
+	reg  *prometheus.Registry
+}
+
+// testConfig is a config with short budgets so the package's tests take
+// seconds.
+func testConfig(backend, url string) Config {
+	c := Config{
+		Backend: backend, URL: url, Model: "mistral",
+		Deadline: time.Second, CallTimeout: 3 * time.Second,
+		RetryInitial: 50 * time.Millisecond, RetryMax: 200 * time.Millisecond,
+		BreakerFailures: 3, BreakerCooldown: time.Minute,
+		CheckInterval: time.Minute, DrainTimeout: 2 * time.Second,
+	}
+	c.Defaults()
+	return c
+}
+
+func startStage(t *testing.T, cfg Config, fake *fakellm.Server) *harness {
+	t.Helper()
+	e := jsxtest.Start(t)
+	reg := prometheus.NewRegistry()
+	st, err := New(cfg, stage.Deps{JS: e.JS, NATS: e.Config, Log: zaptest.NewLogger(t), Metrics: reg})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- st.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			require.NoError(t, err)
+		case <-time.After(15 * time.Second):
+			t.Error("advisor did not stop")
+		}
+	})
+	// Wait for the consumer to exist, so publishes are not racing it.
+	require.Eventually(t, func() bool {
+		c, err := e.JS.Consumer(context.Background(), jsx.StreamAlerts, jsx.ConsumerAdvisor().Name)
+		return err == nil && c != nil
+	}, 5*time.Second, 10*time.Millisecond)
+	return &harness{e: e, st: st, fake: fake, reg: reg}
+}
+
+type alertOpt func(*envelope.Envelope)
+
+func withSeverity(s string) alertOpt {
+	return func(e *envelope.Envelope) { e.Notification.CommonLabels["severity"] = s }
+}
+
+func resolved() alertOpt {
+	return func(e *envelope.Envelope) {
+		e.Notification.Status = envelope.StatusResolved
+		for i := range e.Notification.Alerts {
+			e.Notification.Alerts[i].Status = envelope.StatusResolved
+			e.Notification.Alerts[i].EndsAt = e.Notification.Alerts[i].StartsAt.Add(time.Hour)
+		}
+	}
+}
+
+func withText(s string) alertOpt { return func(e *envelope.Envelope) { e.Enrichment.Text = s } }
+
+// crashEnv is a CrashLoopBackOff notification for one pod of a deployment.
+// repeat changes startsAt, so repeats are distinct notifications.
+func crashEnv(t testing.TB, deploy, pod string, repeat int, opts ...alertOpt) *envelope.Envelope {
+	t.Helper()
+	labels := map[string]string{
+		"alertname": "KubePodCrashLooping", "namespace": "shop", "pod": pod, "container": deploy,
+		"reason": "CrashLoopBackOff", "job": "kube-state-metrics",
+	}
+	w := envelope.Webhook{
+		Version: "4", GroupKey: fmt.Sprintf(`{}:{alertname="KubePodCrashLooping", pod=%q}`, pod), Status: envelope.StatusFiring,
+		Receiver: "smartmon", GroupLabels: map[string]string{"alertname": "KubePodCrashLooping"},
+		CommonLabels:      map[string]string{"alertname": "KubePodCrashLooping", "namespace": "shop"},
+		CommonAnnotations: map[string]string{"summary": "Pod is crash looping."},
+		Alerts: []envelope.Alert{{
+			Status: envelope.StatusFiring, Labels: labels,
+			Annotations: map[string]string{"description": fmt.Sprintf("Pod shop/%s (%s) is in waiting state (reason: CrashLoopBackOff).", pod, deploy)},
+			StartsAt:    time.Date(2026, 11, 26, 3, 0, 0, 0, time.UTC).Add(time.Duration(repeat) * time.Minute),
+			Fingerprint: fmt.Sprintf("%016x", len(pod)*7919+repeat), GeneratorURL: "http://prometheus/graph",
+		}},
+	}
+	w.Alerts[0].Fingerprint = fmt.Sprintf("%s-%d", pod, repeat)
+	env, err := envelope.New(w, time.Now())
+	require.NoError(t, err)
+	env.Enrichment = &envelope.Enrichment{
+		ClusterAccess: true,
+		Headline:      fmt.Sprintf("container %s restarted 7 times; last exit 1 (Error)", deploy),
+		KeyEvidence:   []string{"FATAL: config key DB_HOST missing"},
+		Text: fmt.Sprintf("Pod shop/%s\nContainers:\n  %s:\n    State: Waiting (CrashLoopBackOff)\n    Last State: Terminated (Error), exit code 1\n"+
+			"Events:\n  Warning BackOff 2m kubelet Back-off restarting failed container\nLogs (previous):\n  starting %s v1.8\n  FATAL: config key DB_HOST missing\n", pod, deploy, deploy),
+	}
+	for _, o := range opts {
+		o(env)
+	}
+	env.ID, err = env.Notification.NotificationID()
+	require.NoError(t, err)
+	return env
+}
+
+// publishAll publishes many envelopes asynchronously (the storm) and waits
+// for every ack.
+func publishAll(t testing.TB, e *jsxtest.Env, envs []*envelope.Envelope) {
+	t.Helper()
+	var futures []jetstream.PubAckFuture
+	for _, env := range envs {
+		data, err := env.Encode()
+		require.NoError(t, err)
+		msg := &nats.Msg{Subject: jsx.Subject(jsx.SubjectEnriched, env.ID), Data: data, Header: nats.Header{}}
+		msg.Header.Set(jsx.HeaderStage, "test")
+		f, err := e.JS.PublishMsgAsync(msg, jetstream.WithMsgID(jsx.SubjectEnriched+":"+env.ID))
+		require.NoError(t, err)
+		futures = append(futures, f)
+	}
+	for _, f := range futures {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			require.NoError(t, err)
+		case <-time.After(30 * time.Second):
+			t.Fatal("publish not acknowledged")
+		}
+	}
+}
+
+func publish(t testing.TB, e *jsxtest.Env, env *envelope.Envelope) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := jsx.PublishEnvelope(ctx, e.JS, jsx.SubjectEnriched, env, "test")
+	require.NoError(t, err)
+}
+
+// published is one message found on a subject, with the server's time.
+type published struct {
+	env *envelope.Envelope
+	at  time.Time
+}
+
+// lookup returns the message on prefix.<id>, if any.
+func lookup(t testing.TB, e *jsxtest.Env, prefix, id string) (published, bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := e.JS.Stream(ctx, jsx.StreamAlerts)
+	require.NoError(t, err)
+	m, err := s.GetLastMsgForSubject(ctx, jsx.Subject(prefix, id))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return published{}, false
+	}
+	require.NoError(t, err)
+	env, err := envelope.Decode(m.Data)
+	require.NoError(t, err)
+	return published{env: env, at: m.Time}, true
+}
+
+// waitFor polls until prefix.<id> exists.
+func waitFor(t testing.TB, e *jsxtest.Env, prefix, id string, within time.Duration) published {
+	t.Helper()
+	var p published
+	require.Eventually(t, func() bool {
+		var ok bool
+		p, ok = lookup(t, e, prefix, id)
+		return ok
+	}, within, 10*time.Millisecond, "nothing on %s.%s", prefix, id)
+	return p
+}
+
+// collect reads every message stored under prefix.>, by notification id.
+func collect(t testing.TB, e *jsxtest.Env, prefix string) map[string]published {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	want := e.Messages(t, jsx.StreamAlerts, prefix+".>")
+	c, err := e.JS.OrderedConsumer(ctx, jsx.StreamAlerts, jetstream.OrderedConsumerConfig{FilterSubjects: []string{prefix + ".>"}})
+	require.NoError(t, err)
+	out := map[string]published{}
+	for uint64(len(out)) < want {
+		batch, err := c.Fetch(500, jetstream.FetchMaxWait(5*time.Second))
+		require.NoError(t, err)
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			env, err := envelope.Decode(m.Data())
+			require.NoError(t, err)
+			md, err := m.Metadata()
+			require.NoError(t, err)
+			out[env.ID] = published{env: env, at: md.Timestamp}
+		}
+		require.NoError(t, batch.Error())
+		require.Positive(t, n, "no messages fetched")
+	}
+	return out
+}
