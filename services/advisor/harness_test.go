@@ -205,7 +205,7 @@ func collect(t testing.TB, e *jsxtest.Env, prefix string) map[string]published {
 	require.NoError(t, err)
 	out := map[string]published{}
 	for uint64(len(out)) < want {
-		batch, err := c.Fetch(500, jetstream.FetchMaxWait(5*time.Second))
+		batch, err := c.Fetch(int(min(500, want-uint64(len(out)))), jetstream.FetchMaxWait(5*time.Second))
 		require.NoError(t, err)
 		n := 0
 		for m := range batch.Messages() {

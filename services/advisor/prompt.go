@@ -72,8 +72,6 @@ func (b promptBuilder) budget() int {
 
 // untrusted neutralises text that could fake our data markers.
 func untrusted(s string) string {
-	s = strings.ReplaceAll(s, "BEGIN ", "BEGIN\u00a0")
-	s = strings.ReplaceAll(s, "END ", "END\u00a0")
 	return strings.ReplaceAll(s, "=====", "= = =")
 }
 
@@ -181,9 +179,22 @@ func renderEvidence(e *envelope.Enrichment) (head, body string) {
 	return sb.String(), untrusted(e.Text)
 }
 
-// keyLine matches lines that carry the diagnosis: termination reason, exit
+// keyWords mark lines that carry the diagnosis: termination reason, exit
 // code, events. They are kept when everything else is cut.
-var keyLine = regexp.MustCompile(`(?i)(reason|exit ?code|terminated|oomkilled|crashloop|back-?off|events?\b|warning|last state|state:|killed|failed|unhealthy|image|restart|limit|fatal|panic)`)
+var keyWords = []string{
+	"reason", "exit code", "exitcode", "terminated", "oomkilled", "crashloop", "backoff", "back-off", "event",
+	"warning", "last state", "state:", "killed", "failed", "unhealthy", "image", "restart", "limit", "fatal", "panic",
+}
+
+func isKeyLine(l string) bool {
+	l = strings.ToLower(l)
+	for _, w := range keyWords {
+		if strings.Contains(l, w) {
+			return true
+		}
+	}
+	return false
+}
 
 // headerLine matches a section title in the enricher's text.
 var headerLine = regexp.MustCompile(`^(#+ .*|-{3}.*|={3}.*|[A-Z][A-Za-z0-9 ()/_.,'-]{0,80}:)\s*$`)
@@ -197,7 +208,14 @@ func fitEvidence(text string, room int) (string, bool) {
 	}
 	lines := strings.Split(text, "\n")
 	drop := make([]bool, len(lines))
-	excess := EstimateTokens(text) - room
+	key := make([]bool, len(lines))
+	header := make([]bool, len(lines))
+	for i, l := range lines {
+		header[i] = headerLine.MatchString(strings.TrimRight(l, " "))
+		key[i] = !header[i] && isKeyLine(l)
+	}
+	// The note about cut lines costs tokens too.
+	excess := EstimateTokens(text) - room + EstimateTokens("[1000000 older log lines cut to fit the model's context]\n")
 	cost := func(i int) int { return (len(lines[i]) + 1 + 2) / 3 }
 
 	// Log blocks: lines under a header that mentions logs.
@@ -205,7 +223,7 @@ func fitEvidence(text string, room int) (string, bool) {
 	var blocks []block
 	inLog := false
 	for i, l := range lines {
-		if headerLine.MatchString(strings.TrimRight(l, " ")) {
+		if header[i] {
 			inLog = strings.Contains(strings.ToLower(l), "log")
 			if inLog {
 				blocks = append(blocks, block{})
@@ -219,15 +237,15 @@ func fitEvidence(text string, room int) (string, bool) {
 	sort.SliceStable(blocks, func(a, b int) bool { return len(blocks[a].lines) > len(blocks[b].lines) })
 	cutLogs := 0
 	// Round-robin over the blocks, oldest line first, keeping key lines
-	// (a fatal line) for the next phase.
+	// (a fatal line) and each block's newest line for the next phases.
 	for progress := true; excess > 0 && progress; {
 		progress = false
 		for bi := range blocks {
 			bl := &blocks[bi]
-			for len(bl.lines) > 0 && excess > 0 {
+			for len(bl.lines) > 1 && excess > 0 {
 				i := bl.lines[0]
 				bl.lines = bl.lines[1:]
-				if keyLine.MatchString(lines[i]) && len(bl.lines) > 0 {
+				if key[i] {
 					continue
 				}
 				drop[i] = true
@@ -240,15 +258,15 @@ func fitEvidence(text string, room int) (string, bool) {
 	}
 	// Then ordinary lines, bottom up.
 	for i := len(lines) - 1; i >= 0 && excess > 0; i-- {
-		if drop[i] || keyLine.MatchString(lines[i]) || headerLine.MatchString(lines[i]) {
+		if drop[i] || key[i] || header[i] {
 			continue
 		}
 		drop[i] = true
 		excess -= cost(i)
 	}
-	// Then key lines of logs, oldest first.
+	// Then key lines, oldest first.
 	for i := 0; i < len(lines) && excess > 0; i++ {
-		if !drop[i] && !headerLine.MatchString(lines[i]) {
+		if !drop[i] && !header[i] {
 			drop[i] = true
 			excess -= cost(i)
 		}

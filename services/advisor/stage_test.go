@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"strings"
-		"testing"
+	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -25,8 +25,12 @@ type backendCase struct {
 var backends = []backendCase{
 	{
 		name: BackendOllama, fake: fakellm.NewOllama,
-		missing: func(u string) string { return fmt.Sprintf("model mistral not found on %s: run `ollama pull mistral`", u) },
-		noModel: func(u string) string { return fmt.Sprintf("no model at %s (start Ollama and run `ollama pull mistral`)", u) },
+		missing: func(u string) string {
+			return fmt.Sprintf("model mistral not found on %s: run `ollama pull mistral`", u)
+		},
+		noModel: func(u string) string {
+			return fmt.Sprintf("no model at %s (start Ollama and run `ollama pull mistral`)", u)
+		},
 	},
 	{
 		name: BackendOpenAI, fake: fakellm.NewOpenAI,
