@@ -330,10 +330,12 @@ func code(s string) string {
 	return "`" + neutralize(s) + "`"
 }
 
-// linkURL keeps a URL from closing the markdown link early.
-func linkURL(u string) string {
-	return strings.NewReplacer(")", "%29", "(", "%28", " ", "%20").Replace(u)
-}
+// linkURL keeps a URL from closing the markdown link early, and from
+// carrying a mention (a runbook_url annotation is untrusted text too).
+func linkURL(u string) string { return linkEscaper.Replace(u) }
+
+var linkEscaper = strings.NewReplacer(")", "%29", "(", "%28", " ", "%20",
+	"@everyone", "%40everyone", "@here", "%40here", "<", "%3C", ">", "%3E")
 
 func firstNonEmpty(vs ...string) string {
 	for _, v := range vs {

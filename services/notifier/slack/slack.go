@@ -229,10 +229,12 @@ func code(s string) string {
 	return "`" + esc(strings.ReplaceAll(s, "`", "ˋ")) + "`"
 }
 
-// linkURL escapes what would end a <url|text> link early.
-func linkURL(u string) string {
-	return strings.NewReplacer("&", "&amp;", "<", "%3C", ">", "%3E", "|", "%7C").Replace(u)
-}
+// linkURL escapes what would end a <url|text> link early, and breaks
+// mentions a runbook_url annotation (untrusted text) could carry.
+func linkURL(u string) string { return linkEscaper.Replace(u) }
+
+var linkEscaper = strings.NewReplacer("&", "&amp;", "<", "%3C", ">", "%3E", "|", "%7C",
+	"@channel", "%40channel", "@here", "%40here", "@everyone", "%40everyone")
 
 func firstNonEmpty(vs ...string) string {
 	for _, v := range vs {
