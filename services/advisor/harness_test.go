@@ -45,7 +45,7 @@ func testConfig(backend, url string) Config {
 	return c
 }
 
-func startStage(t *testing.T, cfg Config, fake *fakellm.Server) *harness {
+func startStage(t testing.TB, cfg Config, fake *fakellm.Server) *harness {
 	t.Helper()
 	e := jsxtest.Start(t)
 	reg := prometheus.NewRegistry()
