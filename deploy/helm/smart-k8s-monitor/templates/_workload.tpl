@@ -56,6 +56,7 @@ spec:
         - name: {{ .component }}
           image: {{ include "smon.image" $root }}
           imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+          command: [/usr/local/bin/{{ ternary "smartmon" .component (eq .component "allinone") }}]
           args:
             {{- toYaml .args | nindent 12 }}
           ports:
