@@ -60,7 +60,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger, opts Options) (_ *App
 		}
 	}()
 	var extra []nats.Option
-	if cfg.Embedded() {
+	if cfg.EmbeddedNATS() {
 		dir, err := cfg.StoreDir()
 		if err != nil {
 			return nil, err

@@ -18,11 +18,11 @@ import (
 // Config is the whole config file.
 type Config struct {
 	// DataDir holds the embedded JetStream store.
-	DataDir  string         `yaml:"data_dir"`
-	Embedded EmbeddedConfig `yaml:"embedded"`
-	Log      logging.Config `yaml:"log"`
-	NATS     jsx.Config     `yaml:"nats"`
-	Ingest   ingest.Config  `yaml:"ingest"`
+	DataDir  string          `yaml:"data_dir"`
+	Embedded EmbeddedConfig  `yaml:"embedded"`
+	Log      logging.Config  `yaml:"log"`
+	NATS     jsx.Config      `yaml:"nats"`
+	Ingest   ingest.Config   `yaml:"ingest"`
 	Enricher enricher.Config `yaml:"enricher"`
 	Advisor  advisor.Config  `yaml:"advisor"`
 	Notifier notifier.Config `yaml:"notifier"`
@@ -36,8 +36,8 @@ type EmbeddedConfig struct {
 	SyncAlways bool   `yaml:"sync_always"`
 }
 
-// Embedded reports whether `run` starts its own NATS server.
-func (c *Config) Embedded() bool { return len(c.NATS.URLs) == 0 }
+// EmbeddedNATS reports whether `run` starts its own NATS server.
+func (c *Config) EmbeddedNATS() bool { return len(c.NATS.URLs) == 0 }
 
 // Load reads the file (optional) and the environment, fills defaults and
 // validates everything, reporting all problems at once.
@@ -92,7 +92,7 @@ func (c *Config) link() {
 // Validate checks every section.
 func (c *Config) Validate() error {
 	var p config.Problems
-	if c.Embedded() && c.DataDir == "" {
+	if c.EmbeddedNATS() && c.DataDir == "" {
 		p.Addf("data_dir is required for the embedded NATS server")
 	}
 	p.Add(c.Log.Validate())
