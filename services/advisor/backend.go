@@ -76,6 +76,7 @@ type CallError struct {
 	Err error
 }
 
+// Error renders the kind, the status and the server's message.
 func (e *CallError) Error() string {
 	if e.Status != 0 {
 		return fmt.Sprintf("%s (HTTP %d): %s", e.Kind, e.Status, e.Msg)
@@ -83,6 +84,7 @@ func (e *CallError) Error() string {
 	return fmt.Sprintf("%s: %s", e.Kind, e.Msg)
 }
 
+// Unwrap returns the underlying error, if any.
 func (e *CallError) Unwrap() error { return e.Err }
 
 // Retryable reports whether another attempt may succeed: 503 busy, 5xx,

@@ -59,7 +59,7 @@ func startStage(t testing.TB, cfg Config, fake *fakellm.Server) *harness {
 		select {
 		case err := <-done:
 			require.NoError(t, err)
-		case <-time.After(15 * time.Second):
+		case <-time.After(2*cfg.DrainTimeout + 15*time.Second):
 			t.Error("advisor did not stop")
 		}
 	})
@@ -205,7 +205,7 @@ func collect(t testing.TB, e *jsxtest.Env, prefix string) map[string]published {
 	require.NoError(t, err)
 	out := map[string]published{}
 	for uint64(len(out)) < want {
-		batch, err := c.Fetch(int(min(500, want-uint64(len(out)))), jetstream.FetchMaxWait(5*time.Second))
+		batch, err := c.Fetch(min(500, int(want)-len(out)), jetstream.FetchMaxWait(5*time.Second)) //nolint:gosec // a test stream holds few messages
 		require.NoError(t, err)
 		n := 0
 		for m := range batch.Messages() {

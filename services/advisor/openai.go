@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -188,8 +189,8 @@ func (o *OpenAI) Probe(ctx context.Context) ModelState {
 		} `json:"data"`
 	}
 	if err := o.do(ctx, http.MethodGet, "/v1/models", nil, &list); err != nil {
-		ce, _ := err.(*CallError) //nolint:errorlint // do returns *CallError unwrapped
-		if ce == nil {
+		var ce *CallError
+		if !errors.As(err, &ce) {
 			ce = &CallError{Kind: KindUnreachable, Msg: errText(err)}
 		}
 		if ce.Kind == KindTimeout || ce.Kind == KindModelMissing {

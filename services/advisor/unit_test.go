@@ -101,7 +101,9 @@ func TestPlantedSecretsNeverReachThePrompt(t *testing.T) {
 // fake server receives.
 func TestPlantedSecretsNeverReachTheModel(t *testing.T) {
 	fake := fakellm.NewOllama(t)
-	h := startStage(t, testConfig(BackendOllama, fake.URL), fake)
+	cfg := testConfig(BackendOllama, fake.URL)
+	cfg.NumCtx = 32768 // room for the whole corpus: nothing is cut, everything is redacted
+	h := startStage(t, cfg, fake)
 	samples := redacttest.Planted(t)
 	var text strings.Builder
 	text.WriteString("Logs (previous):\n")
@@ -110,7 +112,6 @@ func TestPlantedSecretsNeverReachTheModel(t *testing.T) {
 	}
 	env := crashEnv(t, "api", "api-0", 0, withText(text.String()))
 	env.Notification.CommonAnnotations["description"] = samples[0].Text
-	h.st.prompts.numCtx = 32768
 	publish(t, h.e, env)
 	waitFor(t, h.e, "alerts.advised", env.ID, 3*time.Second)
 	reqs := fake.Requests()
