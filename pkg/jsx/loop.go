@@ -32,7 +32,8 @@ func (d *Delivery) Msg() jetstream.Msg { return d.msg }
 
 // Handler does a stage's work for one delivery. Its error is the decision:
 // nil acks; retry.Permanent dead-letters and terminates; retry.After naks
-// with exactly that delay; anything else naks with backoff until the
+// with exactly that delay; retry.Wait naks quietly (not due yet, not a
+// failure, no attempt limit); anything else naks with backoff until the
 // attempts run out, then dead-letters.
 type Handler func(ctx context.Context, d *Delivery) error
 
@@ -49,6 +50,11 @@ type LoopConfig struct {
 	// AckWait of the consumer; the loop sends InProgress every third of it
 	// while a handler runs (default 30s).
 	AckWait time.Duration
+	// PoisonAttempts: a message delivered more often than this was never
+	// answered (its handler crashes the process, or a wait loops); it is
+	// dead-lettered on arrival. Waits count as deliveries, so this is
+	// well above MaxAttempts (default max(2*MaxAttempts, 100)).
+	PoisonAttempts int
 	// DrainTimeout bounds how long in-flight handlers may run after the
 	// loop's context ends (default 20s). Their context is cancelled then.
 	DrainTimeout time.Duration
@@ -60,6 +66,9 @@ func (c *LoopConfig) defaults() {
 	}
 	if c.MaxAttempts <= 0 {
 		c.MaxAttempts = 10
+	}
+	if c.PoisonAttempts <= 0 {
+		c.PoisonAttempts = max(2*c.MaxAttempts, 100)
 	}
 	if c.Backoff.Initial == 0 {
 		c.Backoff = retry.DefaultBackoff()
@@ -95,6 +104,7 @@ type Outcome string
 const (
 	OutcomeAck        Outcome = "ack"
 	OutcomeRetry      Outcome = "retry"
+	OutcomeWait       Outcome = "wait"
 	OutcomeDeadLetter Outcome = "dead_letter"
 )
 
@@ -181,10 +191,10 @@ func (l *Loop) handle(ctx context.Context, msg jetstream.Msg) {
 	}
 	d.Envelope = env
 	log := l.log.With(zap.String("alert_id", env.ID), zap.Int("attempt", attempt))
-	if attempt > l.cfg.MaxAttempts {
-		// Seen more often than allowed without an answer: the handler
-		// probably crashes the process on it (a poison message).
-		l.deadLetter(ctx, d, seq, env.ID, retry.Permanent(fmt.Errorf("delivered %d times without being handled (max %d)", attempt, l.cfg.MaxAttempts)), start)
+	if attempt > l.cfg.PoisonAttempts {
+		// Seen far more often than allowed without an answer: the
+		// handler probably crashes the process on it (a poison message).
+		l.deadLetter(ctx, d, seq, env.ID, retry.Permanent(fmt.Errorf("delivered %d times without being handled (max %d)", attempt, l.cfg.PoisonAttempts)), start)
 		return
 	}
 
@@ -218,6 +228,12 @@ func (l *Loop) handle(ctx context.Context, msg jetstream.Msg) {
 		l.observe(d, OutcomeAck, start, nil)
 	case retry.IsPermanent(herr):
 		l.deadLetter(ctx, d, seq, env.ID, herr, start)
+	case retry.IsWait(herr):
+		delay, _ := retry.RetryAfter(herr)
+		if err := msg.NakWithDelay(delay); err != nil {
+			log.Warn("nak failed; the message comes back after the ack wait", zap.Error(err))
+		}
+		l.observe(d, OutcomeWait, start, herr)
 	case d.Final:
 		l.deadLetter(ctx, d, seq, env.ID, fmt.Errorf("gave up after %d attempts: %w", attempt, herr), start)
 	default:

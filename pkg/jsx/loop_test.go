@@ -219,3 +219,28 @@ func TestDuplicatePublishIsDropped(t *testing.T) {
 	}
 	assert.Equal(t, uint64(1), e.Messages(t, jsx.StreamAlerts, "alerts.received.>"))
 }
+
+func TestLoopWaitsQuietlyWithoutCountingAsFailure(t *testing.T) {
+	e := jsxtest.Start(t)
+	times := make(chan time.Time, 3)
+	runLoop(t, e, jsx.LoopConfig{MaxAttempts: 1}, func(_ context.Context, d *jsx.Delivery) error {
+		times <- time.Now()
+		if d.Attempt == 1 {
+			return retry.Wait(300*time.Millisecond, "advice not overdue yet")
+		}
+		return nil
+	})
+	_, err := jsx.PublishEnvelope(context.Background(), e.JS, jsx.SubjectReceived, testEnvelope(t, "a"), "test")
+	require.NoError(t, err)
+	var got []time.Time
+	for len(got) < 2 {
+		select {
+		case at := <-times:
+			got = append(got, at)
+		case <-time.After(20 * time.Second):
+			t.Fatal("the waiting message never came back")
+		}
+	}
+	assert.GreaterOrEqual(t, got[1].Sub(got[0]), 300*time.Millisecond)
+	assert.Empty(t, deadLetters(t, e), "a wait is not a failure, even with MaxAttempts 1")
+}

@@ -59,7 +59,30 @@ func RetryAfter(err error) (time.Duration, bool) {
 	if errors.As(err, &t) {
 		return t.After, true
 	}
+	var w *WaitError
+	if errors.As(err, &w) {
+		return w.After, true
+	}
 	return 0, false
+}
+
+// WaitError is not a failure: the work is not due yet (an alert whose
+// advice may still come). The consume loop puts the message back for
+// exactly After, quietly.
+type WaitError struct {
+	Reason string
+	After  time.Duration
+}
+
+func (e *WaitError) Error() string { return fmt.Sprintf("%s (due in %s)", e.Reason, e.After) }
+
+// Wait returns a WaitError.
+func Wait(d time.Duration, reason string) error { return &WaitError{Reason: reason, After: d} }
+
+// IsWait reports whether err is a WaitError.
+func IsWait(err error) bool {
+	var w *WaitError
+	return errors.As(err, &w)
 }
 
 // Backoff is capped exponential backoff with full jitter on the upper half,

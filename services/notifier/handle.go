@@ -38,7 +38,7 @@ func (s *Stage) handleAdvised(ctx context.Context, d *jsx.Delivery) error {
 func (s *Stage) handleOverdue(ctx context.Context, d *jsx.Delivery) error {
 	due := d.Envelope.ReceivedAt.Add(s.cfg.AdviceDeadline + s.cfg.OverdueGrace)
 	if wait := due.Sub(s.now()); wait > 0 {
-		return retry.After(wait, fmt.Errorf("%w: due in %s", errNotDue, wait.Round(time.Millisecond)))
+		return retry.Wait(wait, errNotDue.Error())
 	}
 	env := *d.Envelope
 	if !env.Advice.Available() {
