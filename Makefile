@@ -52,8 +52,8 @@ $(BIN)/golangci-lint:
 	GOBIN=$(BIN) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
 
 # Tools other areas' tests need (their targets live in mk/*.mk).
-TEST_DEPS      += enricher-envtest-assets
-TEST_ENV_EXTRA += KUBEBUILDER_ASSETS=$(ENRICHER_ENVTEST_ASSETS)
+TEST_DEPS      += enricher-envtest-assets deploy-tools
+TEST_ENV_EXTRA += KUBEBUILDER_ASSETS=$(ENRICHER_ENVTEST_ASSETS) SMARTMON_HELM=$(DEPLOY_HELM)
 TEST_TOOLS := $(BIN)/alertmanager $(TEST_DEPS)
 tools: $(TEST_TOOLS) ## install the pinned tools the tests use
 
