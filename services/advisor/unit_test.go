@@ -137,7 +137,7 @@ func TestParseAdvice(t *testing.T) {
 
 	for _, bad := range []string{"no json here", `{"summary":"s"}`, `{"summary":"s","likely_cause":"c","confidence":"sure","evidence":[],"next_steps":[]}`, `{"summary":`} {
 		_, _, err := parseAdvice(bad, data)
-		assert.Error(t, err, bad)
+		require.Error(t, err, bad)
 	}
 }
 
