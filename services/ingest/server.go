@@ -106,6 +106,10 @@ func New(cfg Config, deps stage.Deps, opts Options) (*Server, error) {
 	if opts.Trace == nil {
 		opts.Trace = deps.Trace
 	}
+	if deps.Log == nil {
+		deps.Log = zap.NewNop()
+	}
+	deps.Log = deps.Log.With(zap.String("stage", envelope.StageIngest))
 	s := &Server{cfg: cfg, deps: deps, opts: opts, m: newMetrics(deps.Metrics),
 		health: &ops.Health{JS: deps.JS, Checkers: opts.Checkers}}
 	if cfg.Auth.BearerToken.Set() {

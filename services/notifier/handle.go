@@ -13,6 +13,7 @@ import (
 	"github.com/smart-k8s-monitor/smart-k8s-monitor/pkg/envelope"
 	"github.com/smart-k8s-monitor/smart-k8s-monitor/pkg/jsx"
 	"github.com/smart-k8s-monitor/smart-k8s-monitor/pkg/retry"
+	"github.com/smart-k8s-monitor/smart-k8s-monitor/pkg/trace"
 	"github.com/smart-k8s-monitor/smart-k8s-monitor/services/notifier/message"
 )
 
@@ -178,6 +179,7 @@ func (s *Stage) deliver(ctx context.Context, cl *claims, sk sinkEntry, env *enve
 		return s.failed(ctx, cl, sk, nkey, t.rev, seq, err, log)
 	}
 	s.count(sk, res, message.KindNotify)
+	s.traced(ctx, env.ID, sk, res, message.KindNotify)
 	if err := cl.put(ctx, nkey, claim{State: claimDone, MessageID: res.MessageID, Advice: env.Advice.Available()}); err != nil {
 		log.Error("posted, but the claim could not be recorded: a redelivery may post again", zap.Error(err))
 		return nil
@@ -213,6 +215,7 @@ func (s *Stage) post(ctx context.Context, cl *claims, sk sinkEntry, key string, 
 		return s.failed(ctx, cl, sk, key, t.rev, seq, err, log)
 	}
 	s.count(sk, res, kind)
+	s.traced(ctx, env.ID, sk, res, kind)
 	if err := cl.put(ctx, key, claim{State: claimDone, MessageID: res.MessageID, Advice: true}); err != nil {
 		log.Error("posted, but the claim could not be recorded: a redelivery may post again", zap.Error(err))
 	}
@@ -244,4 +247,19 @@ func (s *Stage) failed(ctx context.Context, cl *claims, sk sinkEntry, key string
 	s.failures.WithLabelValues(sk.name, "retry").Inc()
 	cl.release(ctx, key, rev)
 	return err
+}
+
+// traced records a delivery in the notification's timeline, so `smartmon
+// trace` shows which sinks got it.
+func (s *Stage) traced(ctx context.Context, id string, sk sinkEntry, res message.Result, kind message.Kind) {
+	if s.deps.Trace == nil {
+		return
+	}
+	detail := string(kind) + " to " + sk.name
+	if res.Edited {
+		detail += " (edited message " + res.MessageID + ")"
+	} else if res.MessageID != "" {
+		detail += " (message " + res.MessageID + ")"
+	}
+	s.deps.Trace.Record(ctx, id, trace.Step{Stage: envelope.StageNotifier, Outcome: "posted", Detail: detail})
 }

@@ -214,7 +214,7 @@ func (s *Stage) Run(ctx context.Context) error {
 			MaxAttempts: s.cfg.MaxAttempts,
 			Backoff:     retry.Backoff{Initial: s.cfg.RetryInitial, Max: s.cfg.RetryMax},
 			AckWait:     c.spec.AckWait,
-		}, js, cons, c.h, s.log.With(zap.String("consumer", c.spec.Name)), nil))
+		}, js, cons, c.h, s.log.With(zap.String("consumer", c.spec.Name)), s.deps.Observer))
 	}
 	s.log.Info("notifier running", zap.Strings("sinks", s.Sinks()),
 		zap.Duration("advice_deadline", s.cfg.AdviceDeadline), zap.Duration("overdue_grace", s.cfg.OverdueGrace))

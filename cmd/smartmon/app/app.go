@@ -94,17 +94,12 @@ func New(ctx context.Context, cfg Config, log *zap.Logger, opts Options) (_ *App
 		return nil, err
 	}
 	deps := stage.Deps{JS: a.js, NATS: cfg.NATS, Log: log, Metrics: reg, Observer: jsx.Observers{jsx.NewLoopMetrics(reg), tr}, Trace: tr}
-	depsFor := func(name string) stage.Deps {
-		d := deps
-		d.Log = log.With(zap.String("stage", name))
-		return d
-	}
 
-	en, err := enricher.New(cfg.Enricher, depsFor("enricher"))
+	en, err := enricher.New(cfg.Enricher, deps)
 	if err != nil {
 		return nil, fmt.Errorf("enricher: %w", err)
 	}
-	ad, err := advisor.New(cfg.Advisor, depsFor("advisor"))
+	ad, err := advisor.New(cfg.Advisor, deps)
 	if err != nil {
 		return nil, fmt.Errorf("advisor: %w", err)
 	}
@@ -112,7 +107,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger, opts Options) (_ *App
 	if opts.Console != nil {
 		nopts = append(nopts, notifier.WithConsole(opts.Console))
 	}
-	no, err := notifier.New(cfg.Notifier, depsFor("notifier"), nopts...)
+	no, err := notifier.New(cfg.Notifier, deps, nopts...)
 	if err != nil {
 		return nil, fmt.Errorf("notifier: %w", err)
 	}
@@ -123,7 +118,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger, opts Options) (_ *App
 			checkers[s.name] = c
 		}
 	}
-	a.ingest, err = ingest.New(cfg.Ingest, depsFor("ingest"), ingest.Options{Gatherer: reg, Checkers: checkers})
+	a.ingest, err = ingest.New(cfg.Ingest, deps, ingest.Options{Gatherer: reg, Checkers: checkers})
 	if err != nil {
 		return nil, err
 	}

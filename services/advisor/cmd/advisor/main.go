@@ -1,0 +1,29 @@
+// Command advisor asks the local model for the likely cause and next steps,
+// as a stand-alone service on a NATS cluster.
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/smart-k8s-monitor/smart-k8s-monitor/pkg/service"
+	"github.com/smart-k8s-monitor/smart-k8s-monitor/pkg/stage"
+	"github.com/smart-k8s-monitor/smart-k8s-monitor/services/advisor"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	var cfg advisor.Config
+	code := service.Main(ctx, service.Spec{
+		Name:      "advisor",
+		Config:    &cfg,
+		OpsListen: ":9097",
+		Build: func(_ context.Context, deps stage.Deps) (stage.Runner, error) {
+			return advisor.New(cfg, deps)
+		},
+	}, os.Args[1:], os.Stderr)
+	stop()
+	os.Exit(code)
+}
