@@ -41,7 +41,7 @@ func rssMiB(tb testing.TB, pid int) float64 {
 
 // BenchmarkRSS measures the resident memory of `smartmon run` idle, and with
 // 100,000 alerts (10,000 notifications of 10 pods) stored and waiting
-// behind a model that never answers (the advice deadline is 10 minutes, so
+// behind a model that never answers (the advice deadline is 3 minutes, so
 // nothing leaves the queue during the measurement).
 func BenchmarkRSS(b *testing.B) {
 	bin, err := proctest.Build(b.TempDir(), ".")
@@ -54,7 +54,7 @@ func BenchmarkRSS(b *testing.B) {
 		llm := fakellm.NewOllama(b, fakellm.WithModels("mistral"), fakellm.WithMode(fakellm.Hang))
 		p := proctest.Start(b, bin, b.TempDir(), map[string]string{
 			"SMARTMON_WEBHOOK_URL": sink.Srv.URL, "SMARTMON_OLLAMA_URL": llm.URL,
-			"SMARTMON_ADVICE_DEADLINE": "10m", "SMARTMON_LOG_LEVEL": "warn",
+			"SMARTMON_ADVICE_DEADLINE": "3m", "SMARTMON_LOG_LEVEL": "warn",
 		})
 		pid := p.Cmd.Process.Pid
 		// Idle: after start-up garbage is collected by the runtime's own pace.
