@@ -45,26 +45,26 @@ func testConfig(backend, url string) Config {
 	return c
 }
 
-func startStage(t testing.TB, cfg Config, fake *fakellm.Server) *harness {
-	t.Helper()
-	e := jsxtest.Start(t)
+func startStage(tb testing.TB, cfg Config, fake *fakellm.Server) *harness {
+	tb.Helper()
+	e := jsxtest.Start(tb)
 	reg := prometheus.NewRegistry()
-	st, err := New(cfg, stage.Deps{JS: e.JS, NATS: e.Config, Log: zaptest.NewLogger(t), Metrics: reg})
-	require.NoError(t, err)
+	st, err := New(cfg, stage.Deps{JS: e.JS, NATS: e.Config, Log: zaptest.NewLogger(tb), Metrics: reg})
+	require.NoError(tb, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- st.Run(ctx) }()
-	t.Cleanup(func() {
+	tb.Cleanup(func() {
 		cancel()
 		select {
 		case err := <-done:
-			require.NoError(t, err)
+			require.NoError(tb, err)
 		case <-time.After(2*cfg.DrainTimeout + 15*time.Second):
-			t.Error("advisor did not stop")
+			tb.Error("advisor did not stop")
 		}
 	})
 	// Wait for the consumer to exist, so publishes are not racing it.
-	require.Eventually(t, func() bool {
+	require.Eventually(tb, func() bool {
 		c, err := e.JS.Consumer(context.Background(), jsx.StreamAlerts, jsx.ConsumerAdvisor().Name)
 		return err == nil && c != nil
 	}, 5*time.Second, 10*time.Millisecond)
@@ -72,10 +72,6 @@ func startStage(t testing.TB, cfg Config, fake *fakellm.Server) *harness {
 }
 
 type alertOpt func(*envelope.Envelope)
-
-func withSeverity(s string) alertOpt {
-	return func(e *envelope.Envelope) { e.Notification.CommonLabels["severity"] = s }
-}
 
 func resolved() alertOpt {
 	return func(e *envelope.Envelope) {
@@ -91,8 +87,8 @@ func withText(s string) alertOpt { return func(e *envelope.Envelope) { e.Enrichm
 
 // crashEnv is a CrashLoopBackOff notification for one pod of a deployment.
 // repeat changes startsAt, so repeats are distinct notifications.
-func crashEnv(t testing.TB, deploy, pod string, repeat int, opts ...alertOpt) *envelope.Envelope {
-	t.Helper()
+func crashEnv(tb testing.TB, deploy, pod string, repeat int, opts ...alertOpt) *envelope.Envelope {
+	tb.Helper()
 	labels := map[string]string{
 		"alertname": "KubePodCrashLooping", "namespace": "shop", "pod": pod, "container": deploy,
 		"reason": "CrashLoopBackOff", "job": "kube-state-metrics",
@@ -111,7 +107,7 @@ func crashEnv(t testing.TB, deploy, pod string, repeat int, opts ...alertOpt) *e
 	}
 	w.Alerts[0].Fingerprint = fmt.Sprintf("%s-%d", pod, repeat)
 	env, err := envelope.New(w, time.Now())
-	require.NoError(t, err)
+	require.NoError(tb, err)
 	env.Enrichment = &envelope.Enrichment{
 		ClusterAccess: true,
 		Headline:      fmt.Sprintf("container %s restarted 7 times; last exit 1 (Error)", deploy),
@@ -123,41 +119,41 @@ func crashEnv(t testing.TB, deploy, pod string, repeat int, opts ...alertOpt) *e
 		o(env)
 	}
 	env.ID, err = env.Notification.NotificationID()
-	require.NoError(t, err)
+	require.NoError(tb, err)
 	return env
 }
 
 // publishAll publishes many envelopes asynchronously (the storm) and waits
 // for every ack.
-func publishAll(t testing.TB, e *jsxtest.Env, envs []*envelope.Envelope) {
-	t.Helper()
+func publishAll(tb testing.TB, e *jsxtest.Env, envs []*envelope.Envelope) {
+	tb.Helper()
 	var futures []jetstream.PubAckFuture
 	for _, env := range envs {
 		data, err := env.Encode()
-		require.NoError(t, err)
+		require.NoError(tb, err)
 		msg := &nats.Msg{Subject: jsx.Subject(jsx.SubjectEnriched, env.ID), Data: data, Header: nats.Header{}}
 		msg.Header.Set(jsx.HeaderStage, "test")
 		f, err := e.JS.PublishMsgAsync(msg, jetstream.WithMsgID(jsx.SubjectEnriched+":"+env.ID))
-		require.NoError(t, err)
+		require.NoError(tb, err)
 		futures = append(futures, f)
 	}
 	for _, f := range futures {
 		select {
 		case <-f.Ok():
 		case err := <-f.Err():
-			require.NoError(t, err)
+			require.NoError(tb, err)
 		case <-time.After(30 * time.Second):
-			t.Fatal("publish not acknowledged")
+			tb.Fatal("publish not acknowledged")
 		}
 	}
 }
 
-func publish(t testing.TB, e *jsxtest.Env, env *envelope.Envelope) {
-	t.Helper()
+func publish(tb testing.TB, e *jsxtest.Env, env *envelope.Envelope) {
+	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_, err := jsx.PublishEnvelope(ctx, e.JS, jsx.SubjectEnriched, env, "test")
-	require.NoError(t, err)
+	require.NoError(tb, err)
 }
 
 // published is one message found on a subject, with the server's time.
@@ -167,57 +163,57 @@ type published struct {
 }
 
 // lookup returns the message on prefix.<id>, if any.
-func lookup(t testing.TB, e *jsxtest.Env, prefix, id string) (published, bool) {
-	t.Helper()
+func lookup(tb testing.TB, e *jsxtest.Env, prefix, id string) (published, bool) {
+	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	s, err := e.JS.Stream(ctx, jsx.StreamAlerts)
-	require.NoError(t, err)
+	require.NoError(tb, err)
 	m, err := s.GetLastMsgForSubject(ctx, jsx.Subject(prefix, id))
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return published{}, false
 	}
-	require.NoError(t, err)
+	require.NoError(tb, err)
 	env, err := envelope.Decode(m.Data)
-	require.NoError(t, err)
+	require.NoError(tb, err)
 	return published{env: env, at: m.Time}, true
 }
 
 // waitFor polls until prefix.<id> exists.
-func waitFor(t testing.TB, e *jsxtest.Env, prefix, id string, within time.Duration) published {
-	t.Helper()
+func waitFor(tb testing.TB, e *jsxtest.Env, prefix, id string, within time.Duration) published {
+	tb.Helper()
 	var p published
-	require.Eventually(t, func() bool {
+	require.Eventually(tb, func() bool {
 		var ok bool
-		p, ok = lookup(t, e, prefix, id)
+		p, ok = lookup(tb, e, prefix, id)
 		return ok
 	}, within, 10*time.Millisecond, "nothing on %s.%s", prefix, id)
 	return p
 }
 
 // collect reads every message stored under prefix.>, by notification id.
-func collect(t testing.TB, e *jsxtest.Env, prefix string) map[string]published {
-	t.Helper()
+func collect(tb testing.TB, e *jsxtest.Env, prefix string) map[string]published {
+	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	want := e.Messages(t, jsx.StreamAlerts, prefix+".>")
+	want := e.Messages(tb, jsx.StreamAlerts, prefix+".>")
 	c, err := e.JS.OrderedConsumer(ctx, jsx.StreamAlerts, jetstream.OrderedConsumerConfig{FilterSubjects: []string{prefix + ".>"}})
-	require.NoError(t, err)
+	require.NoError(tb, err)
 	out := map[string]published{}
 	for uint64(len(out)) < want {
 		batch, err := c.Fetch(min(500, int(want)-len(out)), jetstream.FetchMaxWait(5*time.Second)) //nolint:gosec // a test stream holds few messages
-		require.NoError(t, err)
+		require.NoError(tb, err)
 		n := 0
 		for m := range batch.Messages() {
 			n++
 			env, err := envelope.Decode(m.Data())
-			require.NoError(t, err)
+			require.NoError(tb, err)
 			md, err := m.Metadata()
-			require.NoError(t, err)
+			require.NoError(tb, err)
 			out[env.ID] = published{env: env, at: md.Timestamp}
 		}
-		require.NoError(t, batch.Error())
-		require.Positive(t, n, "no messages fetched")
+		require.NoError(tb, batch.Error())
+		require.Positive(tb, n, "no messages fetched")
 	}
 	return out
 }

@@ -55,6 +55,7 @@ func TestModes(t *testing.T) {
 				check func(t *testing.T, a *envelope.Advice, calls int, _ string)
 			}{
 				{fakellm.Normal, func(t *testing.T, a *envelope.Advice, calls int, _ string) {
+					t.Helper()
 					require.Equal(t, envelope.AdviceOK, a.Status, a.Reason)
 					require.NotNil(t, a.Structured)
 					assert.Equal(t, 1, calls)
@@ -66,24 +67,29 @@ func TestModes(t *testing.T) {
 					assert.Contains(t, a.Text, "Likely cause:")
 				}},
 				{fakellm.Slow, func(t *testing.T, a *envelope.Advice, _ int, _ string) {
+					t.Helper()
 					assert.Equal(t, envelope.AdviceUnavailable, a.Status)
 					assert.True(t, strings.HasPrefix(a.Reason, ReasonDeadline), a.Reason)
 				}},
 				{fakellm.Hang, func(t *testing.T, a *envelope.Advice, _ int, _ string) {
+					t.Helper()
 					assert.Equal(t, envelope.AdviceUnavailable, a.Status)
 					assert.True(t, strings.HasPrefix(a.Reason, ReasonDeadline), a.Reason)
 				}},
 				{fakellm.Busy, func(t *testing.T, a *envelope.Advice, calls int, _ string) {
+					t.Helper()
 					assert.Equal(t, envelope.AdviceUnavailable, a.Status)
 					assert.Contains(t, a.Reason, "busy")
 					assert.Greater(t, calls, 1, "503 busy is retried inside the budget")
 				}},
 				{fakellm.Missing, func(t *testing.T, a *envelope.Advice, calls int, url string) {
+					t.Helper()
 					assert.Equal(t, envelope.AdviceUnavailable, a.Status)
 					assert.Equal(t, b.missing(url), a.Reason)
 					assert.Equal(t, 1, calls, "404 is not retried")
 				}},
 				{fakellm.NonJSON, func(t *testing.T, a *envelope.Advice, calls int, _ string) {
+					t.Helper()
 					require.Equal(t, envelope.AdviceOK, a.Status)
 					assert.True(t, a.Unstructured)
 					assert.Nil(t, a.Structured)
@@ -91,17 +97,20 @@ func TestModes(t *testing.T) {
 					assert.Equal(t, 2, calls, "one repair attempt")
 				}},
 				{fakellm.BadSchema, func(t *testing.T, a *envelope.Advice, calls int, _ string) {
+					t.Helper()
 					require.Equal(t, envelope.AdviceOK, a.Status)
 					assert.True(t, a.Repaired)
 					assert.NotNil(t, a.Structured)
 					assert.Equal(t, 2, calls)
 				}},
 				{fakellm.StreamError, func(t *testing.T, a *envelope.Advice, calls int, _ string) {
+					t.Helper()
 					assert.Equal(t, envelope.AdviceUnavailable, a.Status)
 					assert.NotContains(t, a.Reason, ReasonDeadline)
 					assert.Greater(t, calls, 1, "a broken stream is retried")
 				}},
 				{fakellm.Length, func(t *testing.T, a *envelope.Advice, _ int, _ string) {
+					t.Helper()
 					require.Equal(t, envelope.AdviceOK, a.Status)
 					assert.True(t, a.Truncated)
 					assert.True(t, a.Unstructured, "half a JSON object is not advice")

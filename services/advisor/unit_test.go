@@ -19,10 +19,10 @@ import (
 	"github.com/smart-k8s-monitor/smart-k8s-monitor/services/advisor/fakellm"
 )
 
-func builder(t testing.TB, numCtx, numPredict int) promptBuilder {
-	t.Helper()
+func builder(tb testing.TB, numCtx, numPredict int) promptBuilder {
+	tb.Helper()
 	r, err := redact.New(redact.Config{})
-	require.NoError(t, err)
+	require.NoError(tb, err)
 	return promptBuilder{numCtx: numCtx, numPredict: numPredict, red: r}
 }
 
@@ -147,16 +147,18 @@ func TestSlotsCriticalFirst(t *testing.T) {
 	require.NoError(t, err)
 	var mu sync.Mutex
 	var order []string
+	var errs []error
 	var wg sync.WaitGroup
 	enqueue := func(name string, prio int) {
 		wg.Go(func() {
 			r, err := s.acquire(t.Context(), prio)
-			if !assert.NoError(t, err) {
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, err)
 				return
 			}
-			mu.Lock()
 			order = append(order, name)
-			mu.Unlock()
 			r()
 		})
 	}
@@ -174,6 +176,7 @@ func TestSlotsCriticalFirst(t *testing.T) {
 	assert.Equal(t, 3, s.waiting())
 	rel()
 	wg.Wait()
+	require.Empty(t, errs)
 	assert.Equal(t, []string{"critical", "warning", "info"}, order)
 	assert.Equal(t, 0, s.used)
 }
@@ -244,7 +247,7 @@ func TestConfig(t *testing.T) {
 	assert.Equal(t, "s3cret", c.APIKey.Reveal())
 	assert.Equal(t, BackendOpenAI, c.Backend)
 
-	bad := Config{Backend: "gpt", URL: "http://user:pw@host/v1", NumCtx: 600}
+	bad := Config{Backend: "gpt", URL: "http://user:pw@host/v1", NumCtx: 600} //nolint:gosec // a fake password, to check it is not shown
 	bad.Defaults()
 	err := bad.Validate()
 	require.Error(t, err)

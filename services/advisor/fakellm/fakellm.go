@@ -135,8 +135,8 @@ func WithParallel(n, maxQueue int) Option {
 	return func(s *Server) { s.parallel = make(chan struct{}, n); s.maxQueue = maxQueue }
 }
 
-func newServer(t testing.TB, h func(*Server) http.Handler, opts []Option) *Server {
-	t.Helper()
+func newServer(tb testing.TB, h func(*Server) http.Handler, opts []Option) *Server {
+	tb.Helper()
 	s := &Server{mode: Normal, models: []string{"mistral:latest"}, slow: 10 * time.Second, maxQueue: 512, stop: make(chan struct{})}
 	for _, o := range opts {
 		o(s)
@@ -149,7 +149,7 @@ func newServer(t testing.TB, h func(*Server) http.Handler, opts []Option) *Serve
 	}
 	s.srv = httptest.NewServer(h(s))
 	s.URL = s.srv.URL
-	t.Cleanup(s.Close)
+	tb.Cleanup(s.Close)
 	return s
 }
 

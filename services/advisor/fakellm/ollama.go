@@ -34,9 +34,9 @@ type ollamaChatChunk struct {
 const OllamaVersion = "0.17.4"
 
 // NewOllama starts a fake Ollama server.
-func NewOllama(t testing.TB, opts ...Option) *Server {
-	t.Helper()
-	return newServer(t, func(s *Server) http.Handler {
+func NewOllama(tb testing.TB, opts ...Option) *Server {
+	tb.Helper()
+	return newServer(tb, func(s *Server) http.Handler {
 		mux := http.NewServeMux()
 		mux.HandleFunc("GET /api/version", func(w http.ResponseWriter, _ *http.Request) {
 			writeJSON(w, http.StatusOK, map[string]string{"version": OllamaVersion})

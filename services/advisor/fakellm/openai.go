@@ -24,9 +24,9 @@ func openAIError(w http.ResponseWriter, status int, typ, msg string) {
 }
 
 // NewOpenAI starts a fake OpenAI-compatible server.
-func NewOpenAI(t testing.TB, opts ...Option) *Server {
-	t.Helper()
-	return newServer(t, func(s *Server) http.Handler {
+func NewOpenAI(tb testing.TB, opts ...Option) *Server {
+	tb.Helper()
+	return newServer(tb, func(s *Server) http.Handler {
 		mux := http.NewServeMux()
 		mux.HandleFunc("GET /v1/models", func(w http.ResponseWriter, r *http.Request) {
 			if !s.authorized(w, r) {
