@@ -197,7 +197,7 @@ func isKeyLine(l string) bool {
 }
 
 // headerLine matches a section title in the enricher's text.
-var headerLine = regexp.MustCompile(`^(#+ .*|-{3}.*|={3}.*|[A-Z][A-Za-z0-9 ()/_.,'-]{0,80}:)\s*$`)
+var headerLine = regexp.MustCompile(`^\s*(#+ .*|-{3}.*|={3}.*|[A-Z][A-Za-z0-9 ()/_.,'-]{0,80}:)\s*$`)
 
 // fitEvidence cuts text to at most room tokens: old log lines first (the
 // newest lines of each log are the most telling), then lines that are
@@ -221,18 +221,28 @@ func fitEvidence(text string, room int) (string, bool) {
 	// Log blocks: lines under a header that mentions logs.
 	type block struct{ lines []int }
 	var blocks []block
-	inLog := false
+	// The enricher quotes log lines with a "| " prefix; in that style the
+	// block ends at the first line without it.
+	inLog, piped := false, false
 	for i, l := range lines {
 		if header[i] {
-			inLog = strings.Contains(strings.ToLower(l), "log")
+			inLog, piped = strings.Contains(strings.ToLower(l), "log"), false
 			if inLog {
 				blocks = append(blocks, block{})
 			}
 			continue
 		}
-		if inLog && strings.TrimSpace(l) != "" {
-			blocks[len(blocks)-1].lines = append(blocks[len(blocks)-1].lines, i)
+		trimmed := strings.TrimSpace(l)
+		switch {
+		case !inLog || trimmed == "":
+			continue
+		case strings.HasPrefix(trimmed, "|"):
+			piped = true
+		case piped:
+			inLog = false
+			continue
 		}
+		blocks[len(blocks)-1].lines = append(blocks[len(blocks)-1].lines, i)
 	}
 	sort.SliceStable(blocks, func(a, b int) bool { return len(blocks[a].lines) > len(blocks[b].lines) })
 	cutLogs := 0

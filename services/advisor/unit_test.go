@@ -298,3 +298,32 @@ func TestOllamaRequestShape(t *testing.T) {
 }
 
 func writeFile(path, content string) error { return os.WriteFile(path, []byte(content), 0o600) }
+
+// TestPromptCutsTheEnrichersLogFormat: the enricher quotes logs as
+// "  Log <container> (previous):" followed by "    | line"; what follows the
+// quoted lines is not log and stays.
+func TestPromptCutsTheEnrichersLogFormat(t *testing.T) {
+	var b strings.Builder
+	for p := range 2 {
+		fmt.Fprintf(&b, "Pod shop/api-7d9f8b6c5d-x2x9%d (ReplicaSet/api-7d9f8b6c5d): Running on node-1, QoS Burstable\n", p)
+		b.WriteString("  Container api: image acme/api:v1.8, ready=false, restarts=7\n")
+		b.WriteString("    Last state: terminated Error exit 1\n")
+		b.WriteString("  Events (newest first):\n    Warning BackOff x12 (1m ago): Back-off restarting failed container\n")
+		b.WriteString("  Log api (previous):\n")
+		for i := range 3000 {
+			fmt.Fprintf(&b, "    | 2026-11-26T03:00:%02d INFO pod %d request %06d served in 3ms\n", i%60, p, i)
+		}
+		fmt.Fprintf(&b, "    | FATAL pod %d: config key DB_HOST missing\n", p)
+		fmt.Fprintf(&b, "Deployment shop/api%d: 0/3\n  Revision 12, rolled out 12m ago\n", p)
+	}
+	pb := builder(t, 4096, 768)
+	p := pb.Build(crashEnv(t, "api", "api-7d9f8b6c5d-x2x9k", 0, withText(b.String())))
+	assert.LessOrEqual(t, p.Tokens+768+promptReserve, 4096)
+	for _, keep := range []string{"FATAL pod 0: config key DB_HOST missing", "FATAL pod 1: config key DB_HOST missing",
+		"Deployment shop/api0: 0/3", "Deployment shop/api1: 0/3", "Revision 12, rolled out 12m ago", "Last state: terminated Error exit 1",
+		"Pod shop/api-7d9f8b6c5d-x2x91 (ReplicaSet/api-7d9f8b6c5d)"} {
+		assert.Contains(t, p.User, keep)
+	}
+	assert.NotContains(t, p.User, "request 000000 ", "the oldest log lines go first")
+	assert.Contains(t, p.User, "request 002999 ", "the newest log lines stay")
+}
