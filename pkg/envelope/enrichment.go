@@ -1,5 +1,7 @@
 package envelope
 
+import "time"
+
 // Enrichment is the enricher's section: the Kubernetes evidence for the
 // notification, already redacted.
 type Enrichment struct {
@@ -28,4 +30,137 @@ type Enrichment struct {
 
 	// Partial is true when transient errors left some evidence out.
 	Partial bool `json:"partial,omitempty"`
+
+	// Detail is the structured evidence (nil without cluster access).
+	Detail *EnrichmentDetail `json:"detail,omitempty"`
+}
+
+// The structured evidence below mirrors what `kubectl describe`, `kubectl
+// get events`, `kubectl logs --previous` and the owner's rollout history
+// show. Every string in it came from the cluster or the alert and has been
+// redacted. All slices are bounded by the enricher's limits and its byte
+// budget.
+
+// EnrichmentDetail holds the structured evidence; it sits beside Text so a
+// consumer can choose between the rendering and the fields.
+type EnrichmentDetail struct {
+	Pods      []PodEvidence      `json:"pods,omitempty"`
+	Workloads []WorkloadEvidence `json:"workloads,omitempty"`
+	Nodes     []NodeEvidence     `json:"nodes,omitempty"`
+	// APICalls is how many Kubernetes API requests the enrichment made.
+	APICalls int `json:"apiCalls,omitempty"`
+	// Bytes is the size of Text plus the structured evidence, after the
+	// budget was applied.
+	Bytes int `json:"bytes,omitempty"`
+	// Trimmed lists what the byte budget left out ("logs of pod x").
+	Trimmed []string `json:"trimmed,omitempty"`
+}
+
+// PodEvidence is one pod in detail.
+type PodEvidence struct {
+	Namespace  string              `json:"namespace"`
+	Name       string              `json:"name"`
+	Phase      string              `json:"phase,omitempty"`
+	Reason     string              `json:"reason,omitempty"`
+	Message    string              `json:"message,omitempty"`
+	Node       string              `json:"node,omitempty"`
+	QoS        string              `json:"qos,omitempty"`
+	Owner      string              `json:"owner,omitempty"` // Kind/name of the controller
+	StartedAt  *time.Time          `json:"startedAt,omitempty"`
+	Conditions []ConditionEvidence `json:"conditions,omitempty"`
+	Containers []ContainerEvidence `json:"containers,omitempty"`
+	Events     []EventEvidence     `json:"events,omitempty"`
+	Logs       []LogEvidence       `json:"logs,omitempty"`
+	// Gone is set when the pod was deleted before we looked.
+	Gone bool `json:"gone,omitempty"`
+}
+
+// ContainerEvidence is one container's spec and status.
+type ContainerEvidence struct {
+	Name         string            `json:"name"`
+	Init         bool              `json:"init,omitempty"`
+	Image        string            `json:"image,omitempty"`
+	Ready        bool              `json:"ready"`
+	RestartCount int32             `json:"restartCount"`
+	State        *ContainerState   `json:"state,omitempty"`
+	LastState    *ContainerState   `json:"lastState,omitempty"`
+	Requests     map[string]string `json:"requests,omitempty"`
+	Limits       map[string]string `json:"limits,omitempty"`
+	// Env is NAME=value for literal values (redacted) and NAME=<from ...>
+	// for references; secret values are never read.
+	Env []string `json:"env,omitempty"`
+}
+
+// ContainerState is a running, waiting or terminated state.
+type ContainerState struct {
+	State      string     `json:"state"` // running | waiting | terminated
+	Reason     string     `json:"reason,omitempty"`
+	Message    string     `json:"message,omitempty"`
+	ExitCode   *int32     `json:"exitCode,omitempty"`
+	Signal     int32      `json:"signal,omitempty"`
+	StartedAt  *time.Time `json:"startedAt,omitempty"`
+	FinishedAt *time.Time `json:"finishedAt,omitempty"`
+}
+
+// ConditionEvidence is a pod, workload or node condition.
+type ConditionEvidence struct {
+	Type    string `json:"type"`
+	Status  string `json:"status"`
+	Reason  string `json:"reason,omitempty"`
+	Message string `json:"message,omitempty"`
+}
+
+// EventEvidence is one (deduplicated) Kubernetes event.
+type EventEvidence struct {
+	Object   string    `json:"object"` // Kind/name
+	Type     string    `json:"type"`
+	Reason   string    `json:"reason"`
+	Message  string    `json:"message"`
+	Count    int32     `json:"count,omitempty"`
+	LastSeen time.Time `json:"lastSeen,omitzero"`
+}
+
+// LogEvidence is the tail of one container's log.
+type LogEvidence struct {
+	Container string `json:"container"`
+	Previous  bool   `json:"previous,omitempty"`
+	Text      string `json:"text"`
+	Truncated bool   `json:"truncated,omitempty"`
+	// Error says why the log could not be read.
+	Error string `json:"error,omitempty"`
+}
+
+// WorkloadEvidence is a pod's controller chain (ReplicaSet → Deployment,
+// StatefulSet, DaemonSet, Job → CronJob) or a workload named by the alert.
+type WorkloadEvidence struct {
+	Kind      string `json:"kind"`
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	// Parent is the owner's owner, e.g. "CronJob/nightly" for a Job.
+	Parent string `json:"parent,omitempty"`
+	// Revision and LastRollout are the Deployment's current revision and
+	// when its current ReplicaSet was created (or the StatefulSet's
+	// update revision).
+	Revision    string     `json:"revision,omitempty"`
+	LastRollout *time.Time `json:"lastRollout,omitempty"`
+	// ImageChanges between the previous and the current revision, e.g.
+	// "api: acme/api:v1.7 -> acme/api:v1.8".
+	ImageChanges []string            `json:"imageChanges,omitempty"`
+	Replicas     string              `json:"replicas,omitempty"` // "ready/desired", or Job "succeeded/failed"
+	Images       []string            `json:"images,omitempty"`
+	Conditions   []ConditionEvidence `json:"conditions,omitempty"`
+	Events       []EventEvidence     `json:"events,omitempty"`
+	// Pods is how many pods of this workload the notification concerns;
+	// PodsShown of them are in detail, MorePods are summarised.
+	Pods      int      `json:"pods,omitempty"`
+	PodsShown int      `json:"podsShown,omitempty"`
+	MorePods  []string `json:"morePods,omitempty"`
+}
+
+// NodeEvidence is a node's health.
+type NodeEvidence struct {
+	Name          string              `json:"name"`
+	Conditions    []ConditionEvidence `json:"conditions,omitempty"`
+	Unschedulable bool                `json:"unschedulable,omitempty"`
+	Gone          bool                `json:"gone,omitempty"`
 }

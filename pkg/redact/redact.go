@@ -240,17 +240,18 @@ func (r *Redactor) RedactMap(m map[string]string, counts Counts) map[string]stri
 	}
 	out := make(map[string]string, len(m))
 	for k, v := range m {
-		if v != "" && LooksSecretName(k) && !isPlaceholderValue(v) {
+		rv, c := r.Redact(v)
+		counts.Add(c)
+		if LooksSecretName(k) && !isPlaceholderValue(v) && !isPlaceholderValue(rv) {
+			// The key says the whole value is a credential, whatever
+			// its shape.
 			kind := KindSecretPair
 			if isEnvName(k) {
 				kind = KindSecretEnv
 			}
-			out[k] = Placeholder(kind)
+			rv = Placeholder(kind)
 			counts[kind]++
-			continue
 		}
-		rv, c := r.Redact(v)
-		counts.Add(c)
 		out[k] = rv
 	}
 	return out

@@ -1,0 +1,355 @@
+package enricher
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
+	"sigs.k8s.io/yaml"
+
+	"github.com/smart-k8s-monitor/smart-k8s-monitor/pkg/envelope"
+	"github.com/smart-k8s-monitor/smart-k8s-monitor/pkg/redact"
+	"github.com/smart-k8s-monitor/smart-k8s-monitor/pkg/redact/redacttest"
+)
+
+func testConfig() Config {
+	var c Config
+	c.Defaults()
+	c.Env = true
+	c.CallTimeout = 2 * time.Second
+	c.NotificationTimeout = 10 * time.Second
+	return c
+}
+
+// newTestStage builds a stage without JetStream for calling Enrich.
+func newTestStage(t *testing.T, cfg Config, opts ...Option) *Stage {
+	t.Helper()
+	s, err := New(cfg, testDeps(t), append([]Option{WithClock(func() time.Time { return t0 })}, opts...)...)
+	require.NoError(t, err)
+	return s
+}
+
+func fakeClient(t *testing.T, objs ...runtime.Object) *fake.Clientset {
+	t.Helper()
+	return fake.NewClientset(objs...)
+}
+
+func runtimeObjects(sc scenario) []runtime.Object {
+	out := make([]runtime.Object, 0, len(sc.objs))
+	for _, o := range sc.objs {
+		out = append(out, o.DeepCopyObject())
+	}
+	return out
+}
+
+func TestScenariosWithFakeClientset(t *testing.T) {
+	for _, sc := range scenarios() {
+		t.Run(sc.name, func(t *testing.T) {
+			kc := fakeClient(t, runtimeObjects(sc)...)
+			s := newTestStage(t, testConfig(), WithClient(kc, &testLogs{logs: sc.logs}))
+			used := map[need]bool{}
+			var mu sync.Mutex
+			s.gather.used = func(n need) { mu.Lock(); used[n] = true; mu.Unlock() }
+			enr, transient := s.Enrich(context.Background(), webhook(sc.labels))
+			require.NoError(t, transient)
+			require.True(t, enr.ClusterAccess)
+			t.Logf("headline: %s\nkey: %q\n%s", enr.Headline, enr.KeyEvidence, enr.Text)
+			sc.check(t, enr)
+			assert.Positive(t, enr.Detail.APICalls)
+			assert.LessOrEqual(t, enr.Detail.Bytes, int(testConfig().Budget))
+			assertPermissionsDeclared(t, used)
+		})
+	}
+}
+
+// assertPermissionsDeclared checks every permission a scenario used is in
+// the documented rules.
+func assertPermissionsDeclared(t *testing.T, used map[need]bool) {
+	t.Helper()
+	declared := map[string]bool{}
+	for _, p := range Permissions(RequiredRules()) {
+		declared[p] = true
+	}
+	for n := range used {
+		assert.True(t, declared[n.Group+"/"+n.Resource+":"+n.Verb], "permission %v used but not in the RBAC rules", n)
+	}
+}
+
+func rbacFile(t *testing.T) []rbacv1.PolicyRule {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("..", "..", "deploy", "helm", "smart-k8s-monitor", "files", "enricher-rbac-rules.yaml"))
+	require.NoError(t, err)
+	var rules []rbacv1.PolicyRule
+	require.NoError(t, yaml.UnmarshalStrict(data, &rules))
+	return rules
+}
+
+func TestRBACRulesFileMatchesCode(t *testing.T) {
+	rules := rbacFile(t)
+	assert.Equal(t, Permissions(RequiredRules()), Permissions(rules))
+	for _, r := range rules {
+		assert.NotContains(t, r.Resources, "secrets", "the enricher must not read Secrets")
+		assert.NotContains(t, r.Resources, "*")
+		for _, v := range r.Verbs {
+			assert.Contains(t, []string{"get", "list"}, v, "read-only verbs only")
+		}
+	}
+}
+
+func TestForbiddenIsRecordedOnceWithTheMissingRule(t *testing.T) {
+	sc := scenarios()[0]
+	kc := fakeClient(t, runtimeObjects(sc)...)
+	kc.PrependReactor("list", "events", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewForbidden(schema.GroupResource{Resource: "events"}, "", fmt.Errorf("user cannot list events"))
+	})
+	s := newTestStage(t, testConfig(), WithClient(kc, &testLogs{logs: sc.logs}))
+	enr, transient := s.Enrich(context.Background(), webhook(sc.labels))
+	require.NoError(t, transient, "403 is not worth a retry")
+	require.Len(t, enr.Errors, 1, "recorded once although events are listed for the pod and the deployment: %q", enr.Errors)
+	assert.Contains(t, enr.Errors[0], `missing RBAC rule {apiGroups: [""], resources: [events], verbs: [list]}`)
+	assert.Contains(t, enr.Headline, "restarted 4 times", "the rest of the evidence is still there")
+}
+
+func TestSlowAPITimesOutAndIsTransient(t *testing.T) {
+	sc := scenarios()[0]
+	kc := fakeClient(t, runtimeObjects(sc)...)
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	kc.PrependReactor("get", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
+		<-release // an API server that does not answer
+		return false, nil, nil
+	})
+	cfg := testConfig()
+	cfg.CallTimeout = 100 * time.Millisecond
+	s := newTestStage(t, cfg, WithClient(kc, &testLogs{logs: sc.logs}))
+	start := time.Now()
+	enr, transient := s.Enrich(context.Background(), webhook(sc.labels))
+	require.Error(t, transient)
+	assert.Less(t, time.Since(start), 2*time.Second, "the per-call timeout bounds the wait")
+	assert.True(t, enr.Partial)
+	require.NotEmpty(t, enr.Errors)
+	assert.Contains(t, enr.Errors[0], "context deadline exceeded (transient)")
+}
+
+func TestServerErrorIsTransientNotFoundIsNot(t *testing.T) {
+	kc := fakeClient(t)
+	kc.PrependReactor("get", "nodes", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewInternalError(fmt.Errorf("etcdserver: leader changed"))
+	})
+	s := newTestStage(t, testConfig(), WithClient(kc, &testLogs{}))
+	enr, transient := s.Enrich(context.Background(), webhook(map[string]string{"alertname": "KubeNodeNotReady", "node": "node-9"}))
+	require.Error(t, transient)
+	assert.True(t, enr.Partial)
+
+	enr, transient = s.Enrich(context.Background(), webhook(alertLabels("pod", "nope")))
+	require.NoError(t, transient)
+	assert.False(t, enr.Partial)
+}
+
+// TestLargeGroupIsGatheredOncePerWorkload: 50 pods of one Deployment in
+// one notification cost a handful of API calls, not 50 of each kind.
+func TestLargeGroupIsGatheredOncePerWorkload(t *testing.T) {
+	objs, labels := largeGroup(50)
+	kc := fakeClient(t, objs...)
+	s := newTestStage(t, testConfig(), WithClient(kc, &testLogs{}))
+	enr, transient := s.Enrich(context.Background(), webhook(labels...))
+	require.NoError(t, transient)
+	require.Len(t, enr.Detail.Workloads, 1)
+	w := enr.Detail.Workloads[0]
+	assert.Equal(t, 50, w.Pods)
+	assert.Equal(t, 3, w.PodsShown)
+	assert.Len(t, w.MorePods, 47)
+	assert.Len(t, enr.Detail.Pods, 3)
+	assert.Contains(t, enr.Text, "+47 more")
+	assert.LessOrEqual(t, enr.Detail.APICalls, 20, "API calls for a 50-pod group")
+	t.Logf("API calls for a 50-pod group: %d, evidence bytes: %d", enr.Detail.APICalls, enr.Detail.Bytes)
+}
+
+func largeGroup(n int) ([]runtime.Object, []map[string]string) {
+	api := deployment("api", "2", "acme/api:v1.8")
+	rs := replicaSet(api, "7d9f8b6c5", "2", "acme/api:v1.8", -12*time.Minute)
+	objs := []runtime.Object{api, rs, node("node-1", corev1.ConditionTrue, "KubeletReady", "")}
+	var labels []map[string]string
+	for i := range n {
+		name := fmt.Sprintf("api-7d9f8b6c5-%05d", i)
+		p := pod(name, rs, rs.Spec.Template.Labels, container("api", "acme/api:v1.8", "256Mi"), "node-1", corev1.PodRunning,
+			&corev1.ContainerStatus{RestartCount: int32(i % 5), State: waiting("CrashLoopBackOff", "back-off"), LastTerminationState: terminated(1, "Error", -45*time.Second, -42*time.Second)})
+		objs = append(objs, p)
+		labels = append(labels, alertLabels("alertname", "KubePodCrashLooping", "pod", name))
+	}
+	return objs, labels
+}
+
+func TestWorkloadLabelWithoutPod(t *testing.T) {
+	objs, _ := largeGroup(5)
+	kc := fakeClient(t, objs...)
+	s := newTestStage(t, testConfig(), WithClient(kc, &testLogs{}))
+	enr, transient := s.Enrich(context.Background(), webhook(alertLabels("alertname", "KubeDeploymentReplicasMismatch", "deployment", "api")))
+	require.NoError(t, transient)
+	require.Len(t, enr.Detail.Workloads, 1)
+	assert.Equal(t, 5, enr.Detail.Workloads[0].Pods)
+	assert.Len(t, enr.Detail.Pods, 3)
+}
+
+func TestBudgetTrimsLogsFirst(t *testing.T) {
+	sc := scenarios()[0]
+	long := strings.Repeat("2026-11-26T09:59:15Z INFO processing request id=42 took 12ms and everything was fine\n", 40) + "FATAL: config key DB_HOST missing"
+	logs := map[string]string{ns + "/api-7d9f8b6c5-x2x7k/api/previous": long}
+	cfg := testConfig()
+	cfg.Budget = 4096
+	s := newTestStage(t, cfg, WithClient(fakeClient(t, runtimeObjects(sc)...), &testLogs{logs: logs}))
+	enr, _ := s.Enrich(context.Background(), webhook(sc.labels))
+	assert.LessOrEqual(t, enr.Detail.Bytes, 4096)
+	assert.NotEmpty(t, enr.Detail.Trimmed)
+	assert.Contains(t, enr.Text, "FATAL: config key DB_HOST missing", "the last lines survive trimming")
+	assert.Contains(t, enr.Headline, "restarted 4 times")
+}
+
+// TestPlantedSecretsNeverLeave plants the corpus in logs, events,
+// annotations, env and labels and checks the published envelope.
+func TestPlantedSecretsNeverLeave(t *testing.T) {
+	samples := redacttest.Planted(t)
+	sc := scenarios()[0]
+	objs := runtimeObjects(sc)
+	var logLines []string
+	annotations := map[string]string{}
+	labels := map[string]string{}
+	crash := objs[4].(*corev1.Pod)
+	for i, s := range samples {
+		switch s.Where {
+		case "log":
+			logLines = append(logLines, s.Text)
+		case "event":
+			objs = append(objs, event(fmt.Sprintf("planted-%d", i), crash, "Pod", "Warning", "Planted", s.Text, 1, -time.Duration(i)*time.Second))
+		case "annotation":
+			annotations[fmt.Sprintf("note_%d", i)] = s.Text
+		case "label":
+			labels[fmt.Sprintf("label_%d", i)] = s.Text
+		case "env":
+			name, value, ok := strings.Cut(s.Text, "=")
+			if !ok {
+				name, value, _ = strings.Cut(s.Text, ": ")
+			}
+			crash.Spec.Containers[0].Env = append(crash.Spec.Containers[0].Env, corev1.EnvVar{Name: name, Value: value})
+			annotations[fmt.Sprintf("env_%d", i)] = s.Text
+		}
+	}
+	logs := map[string]string{ns + "/" + crash.Name + "/api/previous": strings.Join(logLines, "\n")}
+	cfg := testConfig()
+	cfg.Events = 100
+	cfg.LogLines = 1000
+	cfg.LogBytes = 1 << 20
+	cfg.Budget = 1 << 20
+	s := newTestStage(t, cfg, WithClient(fakeClient(t, objs...), &testLogs{logs: logs}))
+	w := webhook(sc.labels)
+	for k, v := range labels {
+		w.Alerts[0].Labels[k] = v
+		w.CommonLabels[k] = v
+	}
+	for k, v := range annotations {
+		w.Alerts[0].Annotations[k] = v
+		w.CommonAnnotations[k] = v
+	}
+	enr, transient := s.Enrich(context.Background(), w)
+	require.NoError(t, transient)
+	counts := redact.Counts{}
+	counts.Add(enr.Redactions)
+	RedactNotification(s.red, w, counts)
+	env := &envelope.Envelope{V: 1, ID: "x", Notification: *w, Enrichment: enr}
+	data, err := json.Marshal(env)
+	require.NoError(t, err)
+	out := string(data)
+	for _, smp := range samples {
+		assert.NotContains(t, out, smp.Secret, "%s planted in %s survived", smp.Kind, smp.Where)
+		// JSON escapes some characters; check the escaped form too.
+		esc, _ := json.Marshal(smp.Secret)
+		assert.NotContains(t, out, strings.Trim(string(esc), `"`), "%s planted in %s survived (escaped)", smp.Kind, smp.Where)
+	}
+	assert.Greater(t, counts.Total(), len(samples))
+	assert.Contains(t, enr.Text, "[REDACTED:")
+}
+
+func TestNoClusterAccessStillRedactsTheAlert(t *testing.T) {
+	s := newTestStage(t, testConfig(), WithAccess(Access{Unavailable: "no cluster access: not running in a cluster and no kubeconfig found"}))
+	w := webhook(alertLabels("pod", "x"))
+	w.Alerts[0].Annotations["description"] = "DB at postgres://app:hunter2-Secret@db:5432 refused"
+	enr, transient := s.Enrich(context.Background(), w)
+	require.NoError(t, transient)
+	assert.False(t, enr.ClusterAccess)
+	assert.Equal(t, "no cluster access: not running in a cluster and no kubeconfig found", enr.Unavailable)
+	counts := redact.Counts{}
+	RedactNotification(s.red, w, counts)
+	assert.Equal(t, "DB at postgres://app:[REDACTED:url-credentials]@db:5432 refused", w.Alerts[0].Annotations["description"])
+	detail, err := s.Check(context.Background())
+	require.NoError(t, err)
+	assert.Contains(t, detail, "no cluster access")
+}
+
+func TestResolveAccess(t *testing.T) {
+	t.Setenv("KUBERNETES_SERVICE_HOST", "")
+	t.Setenv("HOME", t.TempDir())
+	cfg := testConfig()
+	cfg.Kubeconfig = filepath.Join(t.TempDir(), "missing")
+	a := ResolveAccess(cfg)
+	assert.Nil(t, a.Client)
+	assert.Contains(t, a.Unavailable, "no cluster access: ")
+
+	cfg.Disabled = true
+	assert.Contains(t, ResolveAccess(cfg).Unavailable, "disabled by configuration")
+
+	kubeconfig := filepath.Join(t.TempDir(), "config")
+	require.NoError(t, os.WriteFile(kubeconfig, []byte(`apiVersion: v1
+kind: Config
+clusters:
+- name: c1
+  cluster: {server: "https://127.0.0.1:6443"}
+- name: c2
+  cluster: {server: "https://10.9.9.9:6443"}
+users:
+- name: u
+  user: {token: abc}
+contexts:
+- name: one
+  context: {cluster: c1, user: u}
+- name: two
+  context: {cluster: c2, user: u}
+current-context: one
+`), 0o600))
+	cfg = testConfig()
+	cfg.Kubeconfig = kubeconfig
+	a = ResolveAccess(cfg)
+	require.NotNil(t, a.Client)
+	assert.Contains(t, a.Where, `https://127.0.0.1:6443 (kubeconfig context "one")`)
+	cfg.Context = "two"
+	a = ResolveAccess(cfg)
+	assert.Contains(t, a.Where, `https://10.9.9.9:6443 (kubeconfig context "two")`)
+}
+
+func TestConfigValidate(t *testing.T) {
+	c := testConfig()
+	require.NoError(t, c.Validate())
+	c.CallTimeout = time.Minute
+	c.Budget = 100
+	c.Redact.Extra = []redact.Pattern{{Name: "x", Regexp: "("}}
+	err := c.Validate()
+	require.Error(t, err)
+	for _, want := range []string{"call_timeout", "budget", "redact.extra[0].regexp"} {
+		assert.Contains(t, err.Error(), want)
+	}
+}
+
