@@ -65,12 +65,17 @@ func workloadOf(l map[string]string) string {
 func problemsOf(env *envelope.Envelope) []problem {
 	seen := map[problem]bool{}
 	var out []problem
+	var detail *envelope.EnrichmentDetail
+	if env.Enrichment != nil {
+		detail = env.Enrichment.Detail
+	}
 	add := func(a envelope.Alert) {
 		l := a.Labels
 		p := problem{
 			AlertName: l["alertname"], Namespace: l["namespace"], Workload: workloadOf(l),
 			Container: l["container"], Reason: l["reason"],
 		}
+		refine(&p, l, detail)
 		if !seen[p] {
 			seen[p] = true
 			out = append(out, p)
@@ -104,4 +109,56 @@ func cacheKey(env *envelope.Envelope, backend, model string) string {
 		h.Write([]byte{0x1e})
 	}
 	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// refine sharpens a problem with the enricher's structured evidence: the
+// pod's real owner instead of a name guess, and the container's last
+// termination reason (OOMKilled and Error are different problems even when
+// both show as CrashLoopBackOff). The last termination reason is stable
+// across repeats, unlike the waiting state.
+func refine(p *problem, l map[string]string, d *envelope.EnrichmentDetail) {
+	if d == nil || l["pod"] == "" {
+		return
+	}
+	for _, pod := range d.Pods {
+		if pod.Name != l["pod"] || (l["namespace"] != "" && pod.Namespace != l["namespace"]) {
+			continue
+		}
+		if w := ownerOf(pod.Owner, d); w != "" && !strings.HasPrefix(p.Workload, "workload:") {
+			p.Workload = w
+		}
+		for _, c := range pod.Containers {
+			if p.Container != "" && c.Name != p.Container {
+				continue
+			}
+			for _, st := range []*envelope.ContainerState{c.LastState, c.State} {
+				if st != nil && st.State == "terminated" && st.Reason != "" {
+					p.Reason += "/" + st.Reason
+					return
+				}
+			}
+		}
+		return
+	}
+}
+
+// ownerOf resolves "ReplicaSet/api-7d9f8b6c5d" to its Deployment through the
+// enricher's workload chain.
+func ownerOf(owner string, d *envelope.EnrichmentDetail) string {
+	kind, name, ok := strings.Cut(owner, "/")
+	if !ok || name == "" {
+		return ""
+	}
+	for _, w := range d.Workloads {
+		if w.Kind == kind && w.Name == name && w.Parent != "" {
+			kind, name, _ = strings.Cut(w.Parent, "/")
+			break
+		}
+	}
+	if kind == "ReplicaSet" {
+		if m := replicaSetName.FindStringSubmatch(name); m != nil {
+			kind, name = "Deployment", m[1]
+		}
+	}
+	return "pod-of:" + name + "(" + strings.ToLower(kind) + ")"
 }

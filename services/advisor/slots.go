@@ -96,6 +96,7 @@ func (h *waitHeap) Push(x any) {
 	w.index = len(*h)
 	*h = append(*h, w)
 }
+
 func (h *waitHeap) Pop() any {
 	old := *h
 	n := len(old)

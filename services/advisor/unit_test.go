@@ -50,8 +50,10 @@ func TestPromptStaysWithinBudget(t *testing.T) {
 			p := b.Build(env)
 			assert.LessOrEqual(t, p.Tokens+c.numPredict+promptReserve, c.numCtx, "prompt overflows num_ctx")
 			assert.Equal(t, EstimateTokens(p.System)+EstimateTokens(p.User), p.Tokens)
-			for _, keep := range []string{"exit code 137, reason OOMKilled", "Warning BackOff", "State: Waiting (CrashLoopBackOff)",
-				"FATAL: config key DB_HOST missing", "alertname: KubePodCrashLooping", "last line before the kill"} {
+			for _, keep := range []string{
+				"exit code 137, reason OOMKilled", "Warning BackOff", "State: Waiting (CrashLoopBackOff)",
+				"FATAL: config key DB_HOST missing", "alertname: KubePodCrashLooping", "last line before the kill",
+			} {
 				assert.Contains(t, p.User, keep, "key evidence was cut")
 			}
 			if c.lines > 1000 {
@@ -319,11 +321,38 @@ func TestPromptCutsTheEnrichersLogFormat(t *testing.T) {
 	pb := builder(t, 4096, 768)
 	p := pb.Build(crashEnv(t, "api", "api-7d9f8b6c5d-x2x9k", 0, withText(b.String())))
 	assert.LessOrEqual(t, p.Tokens+768+promptReserve, 4096)
-	for _, keep := range []string{"FATAL pod 0: config key DB_HOST missing", "FATAL pod 1: config key DB_HOST missing",
+	for _, keep := range []string{
+		"FATAL pod 0: config key DB_HOST missing", "FATAL pod 1: config key DB_HOST missing",
 		"Deployment shop/api0: 0/3", "Deployment shop/api1: 0/3", "Revision 12, rolled out 12m ago", "Last state: terminated Error exit 1",
-		"Pod shop/api-7d9f8b6c5d-x2x91 (ReplicaSet/api-7d9f8b6c5d)"} {
+		"Pod shop/api-7d9f8b6c5d-x2x91 (ReplicaSet/api-7d9f8b6c5d)",
+	} {
 		assert.Contains(t, p.User, keep)
 	}
 	assert.NotContains(t, p.User, "request 000000 ", "the oldest log lines go first")
 	assert.Contains(t, p.User, "request 002999 ", "the newest log lines stay")
+}
+
+// TestProblemKeyUsesTheEnrichersDetail: the pod's owner and its container's
+// last termination reason come from the structured evidence when present.
+func TestProblemKeyUsesTheEnrichersDetail(t *testing.T) {
+	withDetail := func(pod, owner, reason string) alertOpt {
+		return func(e *envelope.Envelope) {
+			code := int32(1)
+			e.Enrichment.Detail = &envelope.EnrichmentDetail{
+				Pods: []envelope.PodEvidence{{Namespace: "shop", Name: pod, Owner: owner, Containers: []envelope.ContainerEvidence{{
+					Name: "api", State: &envelope.ContainerState{State: "waiting", Reason: "CrashLoopBackOff"},
+					LastState: &envelope.ContainerState{State: "terminated", Reason: reason, ExitCode: &code},
+				}}}},
+				Workloads: []envelope.WorkloadEvidence{{Kind: "ReplicaSet", Namespace: "shop", Name: "api-7d9f8b6c5d", Parent: "Deployment/api"}},
+			}
+		}
+	}
+	k := func(e *envelope.Envelope) string { return cacheKey(e, "ollama", "mistral") }
+	a := crashEnv(t, "api", "api-7d9f8b6c5d-x2x9k", 0, withDetail("api-7d9f8b6c5d-x2x9k", "ReplicaSet/api-7d9f8b6c5d", "Error"))
+	b := crashEnv(t, "api", "api-7d9f8b6c5d-zz4tq", 4, withDetail("api-7d9f8b6c5d-zz4tq", "ReplicaSet/api-7d9f8b6c5d", "Error"))
+	oom := crashEnv(t, "api", "api-7d9f8b6c5d-qqqqq", 0, withDetail("api-7d9f8b6c5d-qqqqq", "ReplicaSet/api-7d9f8b6c5d", "OOMKilled"))
+	assert.Equal(t, k(a), k(b))
+	assert.NotEqual(t, k(a), k(oom), "OOMKilled and Error are different problems")
+	assert.Equal(t, "pod-of:api(deployment)", problemsOf(a)[0].Workload)
+	assert.Equal(t, "CrashLoopBackOff/Error", problemsOf(a)[0].Reason)
 }
