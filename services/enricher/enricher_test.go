@@ -69,7 +69,7 @@ func TestScenariosWithFakeClientset(t *testing.T) {
 			require.NoError(t, transient)
 			require.True(t, enr.ClusterAccess)
 			t.Logf("headline: %s\nkey: %q\n%s", enr.Headline, enr.KeyEvidence, enr.Text)
-			sc.check(t, enr)
+			sc.check(t, enr, false)
 			assert.Positive(t, enr.Detail.APICalls)
 			assert.LessOrEqual(t, enr.Detail.Bytes, int(testConfig().Budget))
 			assertPermissionsDeclared(t, used)
@@ -352,4 +352,3 @@ func TestConfigValidate(t *testing.T) {
 		assert.Contains(t, err.Error(), want)
 	}
 }
-
