@@ -336,4 +336,3 @@ func serviceAccountClient(ctx context.Context, t *testing.T, admin *rest.Config,
 	}, 10*time.Second, 50*time.Millisecond)
 	return kc
 }
-
