@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/smart-k8s-monitor/smart-k8s-monitor/pkg/envelope"
@@ -49,7 +50,11 @@ func startStage(tb testing.TB, cfg Config, fake *fakellm.Server) *harness {
 	tb.Helper()
 	e := jsxtest.Start(tb)
 	reg := prometheus.NewRegistry()
-	st, err := New(cfg, stage.Deps{JS: e.JS, NATS: e.Config, Log: zaptest.NewLogger(tb), Metrics: reg})
+	log := zaptest.NewLogger(tb)
+	if _, bench := tb.(*testing.B); bench {
+		log = zap.NewNop() // benchmark output stays readable
+	}
+	st, err := New(cfg, stage.Deps{JS: e.JS, NATS: e.Config, Log: log, Metrics: reg})
 	require.NoError(tb, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -351,3 +351,23 @@ func TestModelLoadIsReportedAsSuch(t *testing.T) {
 		})
 	}
 }
+
+// TestMissingModelIsReported: the startup check and /readyz say which model
+// is missing and how to get it.
+func TestMissingModelIsReported(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			fake := b.fake(t, fakellm.WithModels("llama3:latest"))
+			h := startStage(t, testConfig(b.name, fake.URL), fake)
+			detail, err := h.st.Check(t.Context())
+			require.NoError(t, err)
+			assert.Equal(t, b.missing(fake.URL), detail)
+			assert.False(t, h.st.State().Present)
+			env := crashEnv(t, "api", "api-7d9f8b6c5d-x2x9k", 0)
+			publish(t, h.e, env)
+			p := waitFor(t, h.e, jsx.SubjectAdvised, env.ID, 3*time.Second)
+			assert.Equal(t, b.missing(fake.URL), p.env.Advice.Reason)
+		})
+	}
+}
