@@ -37,14 +37,14 @@ func testConfig() Config {
 }
 
 // newTestStage builds a stage without JetStream for calling Enrich.
-func newTestStage(t *testing.T, cfg Config, opts ...Option) *Stage {
+func newTestStage(t testing.TB, cfg Config, opts ...Option) *Stage {
 	t.Helper()
 	s, err := New(cfg, testDeps(t), append([]Option{WithClock(func() time.Time { return t0 })}, opts...)...)
 	require.NoError(t, err)
 	return s
 }
 
-func fakeClient(t *testing.T, objs ...runtime.Object) *fake.Clientset {
+func fakeClient(t testing.TB, objs ...runtime.Object) *fake.Clientset {
 	t.Helper()
 	return fake.NewClientset(objs...)
 }
@@ -90,7 +90,7 @@ func assertPermissionsDeclared(t *testing.T, used map[need]bool) {
 	}
 }
 
-func rbacFile(t *testing.T) []rbacv1.PolicyRule {
+func rbacFile(t testing.TB) []rbacv1.PolicyRule {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join("..", "..", "deploy", "helm", "smart-k8s-monitor", "files", "enricher-rbac-rules.yaml"))
 	require.NoError(t, err)

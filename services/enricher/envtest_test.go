@@ -29,7 +29,7 @@ import (
 // binaries are built from the Go module proxy by `make
 // enricher-envtest-assets` into bin/envtest; KUBEBUILDER_ASSETS points at
 // that directory.
-func startAPIServer(t *testing.T) *rest.Config {
+func startAPIServer(t testing.TB) *rest.Config {
 	t.Helper()
 	assets := os.Getenv("KUBEBUILDER_ASSETS")
 	if assets == "" {
@@ -51,7 +51,7 @@ type loader struct {
 	uids map[types.UID]types.UID
 }
 
-func (l *loader) namespace(ctx context.Context, t *testing.T, name string) {
+func (l *loader) namespace(ctx context.Context, t testing.TB, name string) {
 	t.Helper()
 	_, err := l.kc.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
 	require.NoError(t, err)
@@ -59,7 +59,7 @@ func (l *loader) namespace(ctx context.Context, t *testing.T, name string) {
 	require.NoError(t, err)
 }
 
-func (l *loader) load(ctx context.Context, t *testing.T, namespace string, objs []client.Object) {
+func (l *loader) load(ctx context.Context, t testing.TB, namespace string, objs []client.Object) {
 	t.Helper()
 	for _, o := range objs {
 		o = o.DeepCopyObject().(client.Object)
@@ -305,7 +305,7 @@ func filterErrors(errs []string, except string) []string {
 // serviceAccountClient creates a ServiceAccount bound to rules by a
 // ClusterRole and ClusterRoleBinding, and returns a client that
 // authenticates with a token issued for it, as a pod would.
-func serviceAccountClient(ctx context.Context, t *testing.T, admin *rest.Config, akc kubernetes.Interface, name string, rules []rbacv1.PolicyRule) kubernetes.Interface {
+func serviceAccountClient(ctx context.Context, t testing.TB, admin *rest.Config, akc kubernetes.Interface, name string, rules []rbacv1.PolicyRule) kubernetes.Interface {
 	t.Helper()
 	const saNS = "smartmon"
 	if _, err := akc.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: saNS}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
@@ -326,7 +326,7 @@ func serviceAccountClient(ctx context.Context, t *testing.T, admin *rest.Config,
 		Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr(int64(3600))},
 	}, metav1.CreateOptions{})
 	require.NoError(t, err)
-	cfg := &rest.Config{Host: admin.Host, BearerToken: tok.Status.Token, TLSClientConfig: rest.TLSClientConfig{CAData: admin.CAData}, QPS: 50, Burst: 100}
+	cfg := &rest.Config{Host: admin.Host, BearerToken: tok.Status.Token, TLSClientConfig: rest.TLSClientConfig{CAData: admin.CAData}, QPS: 1000, Burst: 1000}
 	kc, err := kubernetes.NewForConfig(cfg)
 	require.NoError(t, err)
 	// RBAC is evaluated on each request; wait until the binding is seen.

@@ -23,7 +23,7 @@ import (
 	"github.com/smart-k8s-monitor/smart-k8s-monitor/pkg/stage"
 )
 
-func testDeps(t *testing.T) stage.Deps {
+func testDeps(t testing.TB) stage.Deps {
 	t.Helper()
 	return stage.Deps{Log: zaptest.NewLogger(t), Metrics: prometheus.NewRegistry()}
 }
