@@ -163,4 +163,6 @@ type NodeEvidence struct {
 	Conditions    []ConditionEvidence `json:"conditions,omitempty"`
 	Unschedulable bool                `json:"unschedulable,omitempty"`
 	Gone          bool                `json:"gone,omitempty"`
+	// Events of a node that is not Ready (NodeNotReady, Rebooted, ...).
+	Events []EventEvidence `json:"events,omitempty"`
 }

@@ -57,6 +57,10 @@ type Config struct {
 	// MaxAttempts is how often a notification is retried after transient
 	// API errors before it is passed on partially enriched.
 	MaxAttempts int `yaml:"max_attempts"`
+	// GiveUpAfter bounds the retries in time: a notification received
+	// longer ago than this is passed on partially enriched instead of
+	// retried, so an unreachable API server delays chat by at most this.
+	GiveUpAfter time.Duration `yaml:"give_up_after"`
 
 	Redact redact.Config `yaml:"redact"`
 }
@@ -99,6 +103,9 @@ func (c *Config) Defaults() {
 	if c.MaxAttempts == 0 {
 		c.MaxAttempts = 4
 	}
+	if c.GiveUpAfter == 0 {
+		c.GiveUpAfter = 30 * time.Second
+	}
 }
 
 // ApplyEnv reads KUBECONFIG, SMARTMON_KUBE_CONTEXT and
@@ -135,6 +142,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Budget > 0 && c.Budget < 2048 {
 		p.Addf("enricher.budget %d is too small to say anything useful (minimum 2KiB)", c.Budget)
+	}
+	if c.GiveUpAfter < 0 {
+		p.Addf("enricher.give_up_after must not be negative")
 	}
 	if c.Concurrency < 0 || c.MaxAttempts < 0 {
 		p.Addf("enricher.concurrency and enricher.max_attempts must not be negative")

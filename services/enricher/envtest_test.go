@@ -64,7 +64,9 @@ func (l *loader) load(ctx context.Context, t testing.TB, namespace string, objs 
 	for _, o := range objs {
 		o = o.DeepCopyObject().(client.Object)
 		fixtureUID := o.GetUID()
-		if o.GetNamespace() != "" {
+		// Node events stay in "default", as the node controller records them.
+		e, isEvent := o.(*corev1.Event)
+		if nodeEvent := isEvent && e.InvolvedObject.Kind == "Node"; !nodeEvent && o.GetNamespace() != "" {
 			o.SetNamespace(namespace)
 		}
 		o.SetUID("")
@@ -105,7 +107,9 @@ func (l *loader) create(ctx context.Context, o client.Object) (client.Object, er
 		p.Status = st
 		return l.kc.CoreV1().Pods(ns).UpdateStatus(ctx, p, u)
 	case *corev1.Event:
-		v.InvolvedObject.Namespace = ns
+		if v.InvolvedObject.Kind != "Node" {
+			v.InvolvedObject.Namespace = ns
+		}
 		v.InvolvedObject.UID = l.uids[v.InvolvedObject.UID]
 		return l.kc.CoreV1().Events(ns).Create(ctx, v, c)
 	case *appsv1.Deployment:

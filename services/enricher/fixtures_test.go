@@ -181,6 +181,16 @@ func event(name string, obj client.Object, kind, typ, reason, msg string, count 
 	}
 }
 
+// nodeEvent is an event about a node, recorded in "default" as the node
+// controller does.
+func nodeEvent(n *corev1.Node, reason, msg string, last time.Duration) *corev1.Event {
+	e := event(n.Name+"-"+strings.ToLower(reason), n, "Node", "Normal", reason, msg, 1, last)
+	e.Namespace = "default"
+	e.InvolvedObject.Namespace = ""
+	e.Source.Component = "node-controller"
+	return e
+}
+
 func node(name string, ready corev1.ConditionStatus, reason, msg string) *corev1.Node {
 	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, UID: types.UID("uid-node-" + name)}}
 	n.Status.Conditions = []corev1.NodeCondition{
@@ -344,12 +354,13 @@ func scenarios() []scenario {
 			},
 		},
 		{
-			name: "NodeNotReady", objs: []client.Object{node2},
+			name: "NodeNotReady", objs: []client.Object{node2, nodeEvent(node2, "NodeNotReady", "Node node-2 status is now: NodeNotReady", -50*time.Second)},
 			labels: map[string]string{"alertname": "KubeNodeNotReady", "node": "node-2", "severity": "warning"},
 			check: func(t *testing.T, e *envelope.Enrichment, live bool) {
 				t.Helper()
 				assert.Equal(t, "node node-2 is NotReady (NodeStatusUnknown)", e.Headline)
 				assert.Contains(t, e.Text, "Ready NodeStatusUnknown: Kubelet stopped posting node status.")
+				assert.Contains(t, e.Text, "Normal NodeNotReady x1")
 			},
 		},
 		{

@@ -1004,5 +1004,12 @@ func (st *gather) node(ctx context.Context, name string) {
 			ne.Conditions = append(ne.Conditions, envelope.ConditionEvidence{Type: string(c.Type), Status: string(c.Status), Reason: st.x(c.Reason), Message: st.x(c.Message)})
 		}
 	}
+	for _, c := range ne.Conditions {
+		if c.Type == string(corev1.NodeReady) && c.Status != string(corev1.ConditionTrue) {
+			// NodeNotReady and friends are recorded in the namespace of
+			// whoever reported them; list across namespaces.
+			ne.Events = st.events(ctx, "", "Node", name, "")
+		}
+	}
 	st.res.Detail.Nodes = append(st.res.Detail.Nodes, ne)
 }

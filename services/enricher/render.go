@@ -38,6 +38,7 @@ func render(d *envelope.EnrichmentDetail, errs []string, now time.Time) string {
 				fmt.Fprintf(&b, "  %s %s: %s\n", c.Type, c.Reason, c.Message)
 			}
 		}
+		renderEvents(&b, n.Events, now)
 	}
 	if len(errs) > 0 {
 		b.WriteString("Lookup problems:\n")

@@ -212,7 +212,8 @@ func (s *Stage) handle(ctx context.Context, d *jsx.Delivery) error {
 	start := s.now()
 	env := d.Envelope
 	enr, transient := s.Enrich(ctx, &env.Notification)
-	if transient != nil && !d.Final {
+	overdue := !env.ReceivedAt.IsZero() && s.now().Sub(env.ReceivedAt) > s.cfg.GiveUpAfter
+	if transient != nil && !d.Final && !overdue {
 		return fmt.Errorf("enrich %s (attempt %d): %w", env.ID, d.Attempt, transient)
 	}
 	counts := redact.Counts{}

@@ -122,3 +122,31 @@ func TestTransientErrorsRetryThenPassOnPartially(t *testing.T) {
 	assert.Contains(t, fmt.Sprint(got.Enrichment.Errors), "get node node-1")
 	assert.Contains(t, got.Enrichment.Headline, "restarted 4 times", "what could be gathered is there")
 }
+
+// TestGiveUpAfterBoundsRetriesInTime: a notification received longer ago
+// than give_up_after is passed on at once, even on the first attempt.
+func TestGiveUpAfterBoundsRetriesInTime(t *testing.T) {
+	sc := scenarios()[0]
+	kc := fakeClient(t, runtimeObjects(sc)...)
+	kc.PrependReactor("get", "nodes", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewServiceUnavailable("apiserver is shutting down")
+	})
+	cfg := testConfig()
+	cfg.MaxAttempts = 10
+	send := runStage(t, cfg, WithClient(kc, &testLogs{logs: sc.logs}), WithClock(func() time.Time { return t0.Add(time.Minute) }))
+	got := send(webhook(sc.labels))
+	assert.True(t, got.Enrichment.Partial)
+	assert.Equal(t, 1, got.Stages[0].Attempt)
+}
+
+func TestAPILogsTail(t *testing.T) {
+	kc := fakeClient(t)
+	text, cut, err := APILogs{Client: kc}.Tail(context.Background(), "prod", "p", "c", true, 10, 1024)
+	require.NoError(t, err)
+	assert.Equal(t, "fake logs", text) // what the fake clientset serves
+	assert.False(t, cut)
+	text, cut, err = APILogs{Client: kc}.Tail(context.Background(), "prod", "p", "c", false, 10, 4)
+	require.NoError(t, err)
+	assert.Equal(t, "fake", text)
+	assert.True(t, cut)
+}
