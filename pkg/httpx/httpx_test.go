@@ -2,10 +2,8 @@ package httpx_test
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -86,10 +84,10 @@ func TestStatusClassification(t *testing.T) {
 			require.Error(t, err)
 			switch {
 			case tc.dead:
-				assert.True(t, errors.Is(err, httpx.ErrDead))
+				require.ErrorIs(t, err, httpx.ErrDead)
 				assert.Equal(t, int32(1), calls.Load())
 			case tc.after > 50*time.Millisecond:
-				assert.True(t, errors.Is(err, httpx.ErrThrottled))
+				require.ErrorIs(t, err, httpx.ErrThrottled)
 				assert.Equal(t, int32(1), calls.Load())
 			}
 		})
@@ -122,5 +120,5 @@ func TestScrubRemovesEveryFormOfTheURL(t *testing.T) {
 	in := "post https://hooks.example/services/T0/B0/SECRET?x=1 failed; path /services/T0/B0/SECRET"
 	out := httpx.Scrub(in, u)
 	assert.NotContains(t, out, "SECRET")
-	assert.True(t, strings.Contains(out, "[webhook URL]"))
+	assert.Contains(t, out, "[webhook URL]")
 }

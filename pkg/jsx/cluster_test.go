@@ -50,8 +50,10 @@ func TestClusterLosesNothingWhenTheStreamLeaderDies(t *testing.T) {
 		handled = map[string]int{}
 		total   atomic.Int64
 	)
-	loop := jsx.NewLoop(jsx.LoopConfig{Stage: "cluster-test", Concurrency: 4, AckWait: spec.AckWait, MaxAttempts: 50,
-		Backoff: retry.Backoff{Initial: 20 * time.Millisecond, Max: 200 * time.Millisecond, Factor: 2}},
+	loop := jsx.NewLoop(jsx.LoopConfig{
+		Stage: "cluster-test", Concurrency: 4, AckWait: spec.AckWait, MaxAttempts: 50,
+		Backoff: retry.Backoff{Initial: 20 * time.Millisecond, Max: 200 * time.Millisecond, Factor: 2},
+	},
 		js, cons, func(_ context.Context, d *jsx.Delivery) error {
 			mu.Lock()
 			handled[d.Envelope.ID]++

@@ -48,9 +48,10 @@ type Consumer struct {
 	MaxAckPending int
 }
 
-// The durable consumers, one per stage (two extra for the notifier: the
-// deadline path for alerts whose advice is overdue, and late advice). They
-// are functions so no caller can change the shared spec.
+// ConsumerEnricher reads received alerts. The durable consumers are one
+// per stage (two extra for the notifier: the deadline path for alerts whose
+// advice is overdue, and late advice); they are functions so no caller can
+// change the shared spec.
 func ConsumerEnricher() Consumer {
 	return Consumer{Name: "enricher", Filter: SubjectReceived + ".>", AckWait: 30 * time.Second, MaxAckPending: 256}
 }

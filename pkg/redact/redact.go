@@ -25,7 +25,7 @@ const (
 	KindAWSAccessKey      = "aws-access-key"
 	KindAWSSecretKey      = "aws-secret-key"
 	KindGCPServiceAccount = "gcp-service-account"
-	KindGCPAPIKey         = "gcp-api-key"
+	KindGCPAPIKey         = "gcp-api-key" //nolint:gosec // a kind name, not a credential
 	KindAzureKey          = "azure-key"
 	KindGitHubToken       = "github-token"
 	KindGitLabToken       = "gitlab-token"

@@ -137,8 +137,10 @@ func run(ctx context.Context, spec Spec, common Common, opsListen string, log *z
 	if err != nil {
 		return err
 	}
-	deps := stage.Deps{JS: js, NATS: common.NATS, Log: log, Metrics: reg,
-		Observer: jsx.Observers{jsx.NewLoopMetrics(reg), tr}, Trace: tr}
+	deps := stage.Deps{
+		JS: js, NATS: common.NATS, Log: log, Metrics: reg,
+		Observer: jsx.Observers{jsx.NewLoopMetrics(reg), tr}, Trace: tr,
+	}
 	st, err := spec.Build(ctx, deps)
 	if err != nil {
 		return err

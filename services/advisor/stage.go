@@ -84,6 +84,7 @@ func New(cfg Config, deps stage.Deps, opts ...Option) (*Stage, error) {
 		slots:   newSlots(cfg.Concurrency),
 		flights: flights{m: map[string]*flight{}},
 		backoff: retry.Backoff{Initial: cfg.RetryInitial, Max: cfg.RetryMax},
+		obs:     deps.Observer,
 	}
 	for _, o := range opts {
 		o(s)

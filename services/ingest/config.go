@@ -28,7 +28,7 @@ type Config struct {
 	PublishTimeout time.Duration `yaml:"publish_timeout"`
 }
 
-// AuthConfig: a bearer token, basic auth, or both (either is accepted).
+// AuthConfig is a bearer token, basic auth, or both (either is accepted).
 type AuthConfig struct {
 	BearerToken       config.Secret `yaml:"bearer_token"`
 	BearerTokenFile   string        `yaml:"bearer_token_file"`

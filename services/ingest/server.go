@@ -110,8 +110,10 @@ func New(cfg Config, deps stage.Deps, opts Options) (*Server, error) {
 		deps.Log = zap.NewNop()
 	}
 	deps.Log = deps.Log.With(zap.String("stage", envelope.StageIngest))
-	s := &Server{cfg: cfg, deps: deps, opts: opts, m: newMetrics(deps.Metrics),
-		health: &ops.Health{JS: deps.JS, Checkers: opts.Checkers}}
+	s := &Server{
+		cfg: cfg, deps: deps, opts: opts, m: newMetrics(deps.Metrics),
+		health: &ops.Health{JS: deps.JS, Checkers: opts.Checkers},
+	}
 	if cfg.Auth.BearerToken.Set() {
 		s.bearer = sha256.Sum256([]byte(cfg.Auth.BearerToken.Reveal()))
 	}
@@ -265,8 +267,10 @@ func (s *Server) receive(c echo.Context) error {
 	if err != nil {
 		return s.reject(c, http.StatusUnprocessableEntity, "invalid", err.Error())
 	}
-	env.Record(envelope.StageRecord{Stage: envelope.StageIngest, Started: start.UTC(), Duration: time.Since(start),
-		Note: "from " + req.UserAgent()})
+	env.Record(envelope.StageRecord{
+		Stage: envelope.StageIngest, Started: start.UTC(), Duration: time.Since(start),
+		Note: "from " + req.UserAgent(),
+	})
 
 	ctx, cancel := context.WithTimeout(req.Context(), s.cfg.PublishTimeout)
 	defer cancel()

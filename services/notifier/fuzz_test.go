@@ -47,12 +47,16 @@ func fuzzEnvelope(t *testing.T, name, target, summary, advice, command string, r
 	if err != nil {
 		t.Skip("not a notification ingest would accept:", err)
 	}
-	env.Enrichment = &envelope.Enrichment{ClusterAccess: true, Headline: r(summary), Text: r(advice),
-		KeyEvidence: []string{r(advice), r(command), target}, Errors: []string{r(target)}}
+	env.Enrichment = &envelope.Enrichment{
+		ClusterAccess: true, Headline: r(summary), Text: r(advice),
+		KeyEvidence: []string{r(advice), r(command), target}, Errors: []string{r(target)},
+	}
 	a := &envelope.Advice{Status: envelope.AdviceOK, Model: name, Duration: 3 * time.Second, Text: r(advice)}
 	if structured {
-		a.Structured = &envelope.StructuredAdvice{Summary: r(advice), LikelyCause: r(summary), Confidence: target,
-			Evidence: []string{r(summary), r(advice), command}}
+		a.Structured = &envelope.StructuredAdvice{
+			Summary: r(advice), LikelyCause: r(summary), Confidence: target,
+			Evidence: []string{r(summary), r(advice), command},
+		}
 		for range int(rep%25) + 1 {
 			a.Structured.NextSteps = append(a.Structured.NextSteps, envelope.NextStep{Command: r(command), Why: r(summary), Risky: rep%2 == 0})
 		}

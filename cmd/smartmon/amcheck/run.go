@@ -173,7 +173,7 @@ func ParseLabels(s string) (model.LabelSet, error) {
 		name = strings.TrimSpace(name)
 		value = strings.Trim(strings.TrimSpace(value), `"'`)
 		ln := model.LabelName(name)
-		if !ln.IsValidLegacy() {
+		if !model.LegacyValidation.IsValidLabelName(name) {
 			return nil, fmt.Errorf("label name %q is not valid", name)
 		}
 		ls[ln] = model.LabelValue(value)

@@ -127,7 +127,8 @@ func start(t *testing.T, cfg Config) *running {
 	t.Cleanup(func() {
 		cancel()
 		select {
-		case <-r.done:
+		case err := <-r.done:
+			_ = err // a failing stop is reported by the test that stops
 		case <-time.After(60 * time.Second):
 		}
 	})

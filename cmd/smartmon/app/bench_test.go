@@ -120,7 +120,8 @@ func benchApp(tb testing.TB, env map[string]string, adjust func(*Config)) *App {
 	tb.Cleanup(func() {
 		cancel()
 		select {
-		case <-done:
+		case err := <-done:
+			_ = err
 		case <-time.After(60 * time.Second):
 		}
 	})

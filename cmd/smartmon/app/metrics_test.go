@@ -42,7 +42,8 @@ func TestMetricsPassPromlint(t *testing.T) {
 	t.Cleanup(func() {
 		cancel()
 		select {
-		case <-done:
+		case err := <-done:
+			_ = err
 		case <-time.After(60 * time.Second):
 		}
 	})

@@ -78,7 +78,7 @@ func Ordinary(t testing.TB) []string {
 
 func read(t testing.TB, name string) []byte {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(Dir(), name))
+	data, err := os.ReadFile(filepath.Join(Dir(), name)) //nolint:gosec // the corpus files of this package
 	if err != nil {
 		t.Fatalf("read redaction corpus: %v", err)
 	}

@@ -381,8 +381,12 @@ var (
 // and common rules set, else from the pod name's shape.
 func Workload(env *envelope.Envelope) (kind, name string) {
 	for _, c := range []struct{ label, kind string }{
-		{"deployment", "Deployment"}, {"statefulset", "StatefulSet"}, {"daemonset", "DaemonSet"},
-		{"job_name", "Job"}, {"cronjob", "CronJob"}, {"workload", ""},
+		{"deployment", "Deployment"},
+		{"statefulset", "StatefulSet"},
+		{"daemonset", "DaemonSet"},
+		{"job_name", "Job"},
+		{"cronjob", "CronJob"},
+		{"workload", ""},
 	} {
 		if v := Clean(env.Label(c.label), false); v != "" {
 			return c.kind, v
