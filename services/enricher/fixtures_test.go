@@ -255,18 +255,22 @@ func scenarios() []scenario {
 	}, Status: batchv1.JobStatus{Active: 1, StartTime: ptr(at(-10 * time.Minute))}}
 	pending := pod("report-29342150-abcde", job, map[string]string{"app": "report"}, container("report", "acme/report:1.0", "8Gi"), "", corev1.PodPending, nil)
 	pending.Spec.RestartPolicy = corev1.RestartPolicyNever
-	pending.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Reason: "Unschedulable",
-		Message: "0/3 nodes are available: 3 Insufficient memory. preemption: 0/3 nodes are available: 3 No preemption victims found for incoming pod.", LastTransitionTime: at(-9 * time.Minute)}}
+	pending.Status.Conditions = []corev1.PodCondition{{
+		Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Reason: "Unschedulable",
+		Message: "0/3 nodes are available: 3 Insufficient memory. preemption: 0/3 nodes are available: 3 No preemption victims found for incoming pod.", LastTransitionTime: at(-9 * time.Minute),
+	}}
 
 	node1 := node("node-1", corev1.ConditionTrue, "KubeletReady", "kubelet is posting ready status")
 	node2 := node("node-2", corev1.ConditionUnknown, "NodeStatusUnknown", "Kubelet stopped posting node status.")
 
 	return []scenario{
 		{
-			name: "CrashLoopBackOff", objs: []client.Object{node1, api, apiOld, apiNew, crash,
+			name: "CrashLoopBackOff", objs: []client.Object{
+				node1, api, apiOld, apiNew, crash,
 				event("api-backoff", crash, "Pod", "Warning", "BackOff", "Back-off restarting failed container api in pod api-7d9f8b6c5-x2x7k_prod(uid)", 12, -30*time.Second),
 				event("api-pulled", crash, "Pod", "Normal", "Pulled", `Container image "acme/api:v1.8" already present on machine`, 5, -46*time.Second),
-				event("api-scaled", api, "Deployment", "Normal", "ScalingReplicaSet", "Scaled up replica set api-7d9f8b6c5 from 0 to 3", 1, -12*time.Minute)},
+				event("api-scaled", api, "Deployment", "Normal", "ScalingReplicaSet", "Scaled up replica set api-7d9f8b6c5 from 0 to 3", 1, -12*time.Minute),
+			},
 			logs: map[string]string{
 				ns + "/api-7d9f8b6c5-x2x7k/api/previous": "2026-11-26T09:59:15Z INFO starting api v1.8\n2026-11-26T09:59:15Z INFO loading config from /etc/api/config.yaml\nFATAL: config key DB_HOST missing",
 			},
@@ -293,8 +297,10 @@ func scenarios() []scenario {
 			},
 		},
 		{
-			name: "OOMKilled", objs: []client.Object{node1, cache, oom,
-				event("cache-oom", oom, "Pod", "Warning", "BackOff", "Back-off restarting failed container redis", 3, -2*time.Minute)},
+			name: "OOMKilled", objs: []client.Object{
+				node1, cache, oom,
+				event("cache-oom", oom, "Pod", "Warning", "BackOff", "Back-off restarting failed container redis", 3, -2*time.Minute),
+			},
 			logs: map[string]string{
 				ns + "/cache-0/redis":          "1:M 26 Nov 2026 09:58:01.000 * Ready to accept connections tcp",
 				ns + "/cache-0/redis/previous": "1:M 26 Nov 2026 09:57:58.000 * Background saving started by pid 42",
@@ -309,9 +315,11 @@ func scenarios() []scenario {
 			},
 		},
 		{
-			name: "ImagePullBackOff", objs: []client.Object{node1, web, webRS, pull,
+			name: "ImagePullBackOff", objs: []client.Object{
+				node1, web, webRS, pull,
 				event("web-failed", pull, "Pod", "Warning", "Failed", `Failed to pull image "acme/web:v9": rpc error: code = NotFound desc = failed to pull and unpack image "docker.io/acme/web:v9": not found`, 4, -time.Minute),
-				event("web-backoff", pull, "Pod", "Normal", "BackOff", `Back-off pulling image "acme/web:v9"`, 9, -20*time.Second)},
+				event("web-backoff", pull, "Pod", "Normal", "BackOff", `Back-off pulling image "acme/web:v9"`, 9, -20*time.Second),
+			},
 			labels: alertLabels("alertname", "KubePodNotReady", "pod", pull.Name),
 			check: func(t *testing.T, e *envelope.Enrichment, live bool) {
 				t.Helper()
@@ -324,9 +332,11 @@ func scenarios() []scenario {
 			},
 		},
 		{
-			name: "LivenessProbe", objs: []client.Object{node1, worker, live,
+			name: "LivenessProbe", objs: []client.Object{
+				node1, worker, live,
 				event("worker-unhealthy", live, "Pod", "Warning", "Unhealthy", "Liveness probe failed: HTTP probe failed with statuscode: 500", 9, -15*time.Second),
-				event("worker-killing", live, "Pod", "Normal", "Killing", "Container worker failed liveness probe, will be restarted", 2, -time.Minute)},
+				event("worker-killing", live, "Pod", "Normal", "Killing", "Container worker failed liveness probe, will be restarted", 2, -time.Minute),
+			},
 			logs: map[string]string{
 				ns + "/worker-8kx2p/worker":          "GET /healthz 500 db pool exhausted",
 				ns + "/worker-8kx2p/worker/previous": "GET /healthz 500 db pool exhausted\nreceived SIGTERM, shutting down",
@@ -341,8 +351,10 @@ func scenarios() []scenario {
 			},
 		},
 		{
-			name: "PendingUnschedulable", objs: []client.Object{report, job, pending,
-				event("report-sched", pending, "Pod", "Warning", "FailedScheduling", "0/3 nodes are available: 3 Insufficient memory. preemption: 0/3 nodes are available: 3 No preemption victims found for incoming pod.", 6, -time.Minute)},
+			name: "PendingUnschedulable", objs: []client.Object{
+				report, job, pending,
+				event("report-sched", pending, "Pod", "Warning", "FailedScheduling", "0/3 nodes are available: 3 Insufficient memory. preemption: 0/3 nodes are available: 3 No preemption victims found for incoming pod.", 6, -time.Minute),
+			},
 			labels: alertLabels("alertname", "KubePodNotReady", "pod", pending.Name, "job_name", job.Name),
 			check: func(t *testing.T, e *envelope.Enrichment, live bool) {
 				t.Helper()
@@ -381,8 +393,10 @@ func scenarios() []scenario {
 func webhook(labels ...map[string]string) *envelope.Webhook {
 	w := &envelope.Webhook{Version: "4", GroupKey: `{}:{alertname="test"}`, Status: "firing", Receiver: "smartmon"}
 	for i, l := range labels {
-		w.Alerts = append(w.Alerts, envelope.Alert{Status: "firing", Labels: l, Annotations: map[string]string{"summary": "test"},
-			StartsAt: t0.Add(-5 * time.Minute), Fingerprint: fmt.Sprintf("fp%04d", i)})
+		w.Alerts = append(w.Alerts, envelope.Alert{
+			Status: "firing", Labels: l, Annotations: map[string]string{"summary": "test"},
+			StartsAt: t0.Add(-5 * time.Minute), Fingerprint: fmt.Sprintf("fp%04d", i),
+		})
 	}
 	w.CommonLabels = map[string]string{}
 	w.CommonAnnotations = map[string]string{}

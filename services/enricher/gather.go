@@ -84,8 +84,13 @@ var (
 	podLabels       = []string{"pod", "exported_pod", "pod_name"}
 	nodeLabels      = []string{"node", "kubernetes_node"}
 	workloadLabels  = []struct{ label, kind string }{
-		{"deployment", "Deployment"}, {"statefulset", "StatefulSet"}, {"daemonset", "DaemonSet"},
-		{"job_name", "Job"}, {"job", "Job"}, {"cronjob", "CronJob"}, {"replicaset", "ReplicaSet"},
+		{"deployment", "Deployment"},
+		{"statefulset", "StatefulSet"},
+		{"daemonset", "DaemonSet"},
+		{"job_name", "Job"},
+		{"job", "Job"},
+		{"cronjob", "CronJob"},
+		{"replicaset", "ReplicaSet"},
 	}
 )
 

@@ -132,8 +132,10 @@ func New(cfg Config, deps stage.Deps, opts ...Option) (*Stage, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Stage{cfg: cfg, deps: deps, log: log, red: red, now: time.Now, m: m,
-		backoff: retry.Backoff{Initial: 500 * time.Millisecond, Max: 5 * time.Second}}
+	s := &Stage{
+		cfg: cfg, deps: deps, log: log, red: red, now: time.Now, m: m,
+		backoff: retry.Backoff{Initial: 500 * time.Millisecond, Max: 5 * time.Second},
+	}
 	if o.now != nil {
 		s.now = o.now
 	}
