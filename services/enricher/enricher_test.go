@@ -13,6 +13,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -351,4 +352,45 @@ func TestConfigValidate(t *testing.T) {
 	for _, want := range []string{"call_timeout", "budget", "redact.extra[0].regexp"} {
 		assert.Contains(t, err.Error(), want)
 	}
+}
+
+func TestAlertContainerLogIsReadFirst(t *testing.T) {
+	objs, _ := largeGroup(1)
+	p := objs[3].(*corev1.Pod)
+	p.Status.ContainerStatuses[0].RestartCount = 2
+	p.Spec.Containers = append(p.Spec.Containers, container("proxy", "envoy:1.33", "64Mi"))
+	p.Status.ContainerStatuses = append(p.Status.ContainerStatuses, corev1.ContainerStatus{
+		Name: "proxy", Image: "envoy:1.33", Ready: true,
+		State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: at(-time.Hour)}},
+	})
+	logs := &testLogs{logs: map[string]string{
+		ns + "/" + p.Name + "/proxy":        "upstream connect error or disconnect/reset before headers",
+		ns + "/" + p.Name + "/api/previous": "FATAL: boom",
+	}}
+	s := newTestStage(t, testConfig(), WithClient(fakeClient(t, objs...), logs))
+	enr, err := s.Enrich(context.Background(), webhook(alertLabels("alertname", "HighLatency", "pod", p.Name, "container", "proxy")))
+	require.NoError(t, err)
+	got := enr.Detail.Pods[0].Logs
+	require.Len(t, got, 2)
+	assert.Equal(t, "proxy", got[0].Container, "the alert's container first")
+	assert.Equal(t, "upstream connect error or disconnect/reset before headers", got[0].Text)
+	assert.Equal(t, "api", got[1].Container)
+	assert.True(t, got[1].Previous)
+}
+
+func TestReplicaSetFailedCreateEventsAreShown(t *testing.T) {
+	web := deployment("web", "3", "acme/web:v3")
+	rs := replicaSet(web, "55d7c9c8f4", "3", "acme/web:v3", -5*time.Minute)
+	rs.Status.Conditions = []appsv1.ReplicaSetCondition{{Type: appsv1.ReplicaSetReplicaFailure, Status: corev1.ConditionTrue, Reason: "FailedCreate"}}
+	objs := []runtime.Object{web, rs, event("web-quota", rs, "ReplicaSet", "Warning", "FailedCreate",
+		`Error creating: pods "web-55d7c9c8f4-abcde" is forbidden: exceeded quota: compute, requested: limits.memory=256Mi, used: limits.memory=2Gi, limited: limits.memory=2Gi`, 14, -time.Minute)}
+	// A pod from before the quota ran out carries the owner chain.
+	p := pod("web-55d7c9c8f4-old01", rs, rs.Spec.Template.Labels, container("web", "acme/web:v3", "256Mi"), "node-1", corev1.PodRunning,
+		&corev1.ContainerStatus{Ready: true, State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: at(-time.Hour)}}})
+	objs = append(objs, p)
+	s := newTestStage(t, testConfig(), WithClient(fakeClient(t, objs...), &testLogs{}))
+	enr, err := s.Enrich(context.Background(), webhook(alertLabels("alertname", "KubeDeploymentReplicasMismatch", "pod", p.Name)))
+	require.NoError(t, err)
+	assert.Contains(t, enr.Text, "Warning FailedCreate x14")
+	assert.Contains(t, enr.Text, "exceeded quota: compute")
 }

@@ -64,11 +64,15 @@ type gather struct {
 	wls    []*envelope.WorkloadEvidence
 	// selectors of the workloads fetched, by Kind/namespace/name.
 	selectors map[string]string
+	// container is the alert's container label by namespace/pod: its
+	// log is read even when it looks healthy.
+	container map[string]string
 }
 
 // target is what the alerts point at, from kube-state-metrics style labels.
 type target struct {
 	pods      map[string][]string // namespace -> pod names, in alert order
+	container map[string]string   // namespace/pod -> the alert's container label
 	nsOrder   []string
 	workloads []workloadRef
 	nodes     []string
@@ -104,7 +108,7 @@ func first(labels map[string]string, names []string) string {
 }
 
 func targets(w *envelope.Webhook, maxPods int) target {
-	t := target{pods: map[string][]string{}}
+	t := target{pods: map[string][]string{}, container: map[string]string{}}
 	seenPod, seenWl, seenNode := map[string]bool{}, map[string]bool{}, map[string]bool{}
 	npods := 0
 	alerts := make([]envelope.Alert, 0, len(w.Alerts))
@@ -135,6 +139,9 @@ func targets(w *envelope.Webhook, maxPods int) target {
 					t.nsOrder = append(t.nsOrder, ns)
 				}
 				t.pods[ns] = append(t.pods[ns], p)
+				if c := a.Labels["container"]; c != "" {
+					t.container[k] = c
+				}
 				npods++
 			}
 			continue
@@ -167,6 +174,7 @@ func (g *Gatherer) Gather(ctx context.Context, w *envelope.Webhook) *Result {
 	ctx, cancel := context.WithTimeout(ctx, g.cfg.NotificationTimeout)
 	defer cancel()
 	t := targets(w, g.cfg.MaxPods)
+	st.container = t.container
 	for _, ns := range t.nsOrder {
 		st.podsIn(ctx, ns, t.pods[ns])
 	}
@@ -483,6 +491,21 @@ func (st *gather) pod(ctx context.Context, p *corev1.Pod, wl *envelope.WorkloadE
 	if p.Spec.NodeName != "" {
 		st.addNode(p.Spec.NodeName)
 	}
+	if want := st.container[p.Namespace+"/"+p.Name]; want != "" {
+		// The alert names a container: its log comes first, even when
+		// the container looks healthy (high latency, throttling).
+		for i, c := range pe.Containers {
+			if c.Name == want && !c.Init {
+				kept := []envelope.ContainerEvidence{pe.Containers[i]}
+				for _, lt := range logTargets {
+					if lt.Name != want {
+						kept = append(kept, lt)
+					}
+				}
+				logTargets = kept
+			}
+		}
+	}
 	if len(logTargets) == 0 && p.Status.Phase == corev1.PodRunning && len(pe.Containers) > 0 {
 		logTargets = append(logTargets, pe.Containers[len(pe.Containers)-1])
 	}
@@ -745,15 +768,24 @@ func (st *gather) replicaSet(ctx context.Context, ns, name string) *envelope.Wor
 	if err != nil {
 		return nil
 	}
+	var rsEvents []envelope.EventEvidence
+	for _, c := range rs.Status.Conditions {
+		if c.Type == appsv1.ReplicaSetReplicaFailure && c.Status == corev1.ConditionTrue {
+			// FailedCreate (quota, admission webhooks, PodSecurity) is
+			// recorded on the ReplicaSet, not on any pod.
+			rsEvents = st.events(ctx, ns, "ReplicaSet", name, string(rs.UID))
+		}
+	}
 	if o := metav1.GetControllerOf(rs); o != nil && o.Kind == "Deployment" {
 		if wl := st.deployment(ctx, ns, o.Name); wl != nil {
+			wl.Events = append(rsEvents, wl.Events...)
 			return wl
 		}
 	}
 	st.selector("ReplicaSet", ns, name, rs.Spec.Selector)
 	return &envelope.WorkloadEvidence{
 		Kind: "ReplicaSet", Namespace: ns, Name: name, Images: st.xs(images(rs.Spec.Template.Spec)),
-		Replicas: fmt.Sprintf("%d/%d ready", rs.Status.ReadyReplicas, ptrInt(rs.Spec.Replicas)),
+		Replicas: fmt.Sprintf("%d/%d ready", rs.Status.ReadyReplicas, ptrInt(rs.Spec.Replicas)), Events: rsEvents,
 	}
 }
 
