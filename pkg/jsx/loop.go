@@ -24,7 +24,10 @@ type Delivery struct {
 	// instead of returning a transient error.
 	Final   bool
 	Subject string
-	msg     jetstream.Msg
+	// Detail is what the handler wants the trace to say about this
+	// delivery ("advice unavailable: deadline"); optional.
+	Detail string
+	msg    jetstream.Msg
 }
 
 // Msg returns the underlying JetStream message, for headers.

@@ -74,7 +74,9 @@ type WaitError struct {
 	After  time.Duration
 }
 
-func (e *WaitError) Error() string { return fmt.Sprintf("%s (due in %s)", e.Reason, e.After) }
+func (e *WaitError) Error() string {
+	return fmt.Sprintf("%s (due in %s)", e.Reason, e.After.Round(time.Millisecond))
+}
 
 // Wait returns a WaitError.
 func Wait(d time.Duration, reason string) error { return &WaitError{Reason: reason, After: d} }

@@ -111,9 +111,11 @@ func (r *Recorder) Handled(stage string, d *jsx.Delivery, o jsx.Outcome, _ time.
 	if d.Envelope == nil {
 		return
 	}
-	detail := ""
+	detail := d.Detail
 	if err != nil {
 		detail = err.Error()
+	} else if detail != "" {
+		// the handler said it
 	} else if n := len(d.Envelope.Stages); n > 0 && d.Envelope.Stages[n-1].Stage == stage {
 		last := d.Envelope.Stages[n-1]
 		detail = last.Note

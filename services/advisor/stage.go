@@ -240,10 +240,27 @@ func (s *Stage) handler(jobsCtx context.Context, kv jetstream.KeyValue) jsx.Hand
 			return fmt.Errorf("advisor: %w", err)
 		}
 		s.m.advice.WithLabelValues(adv.Status, source).Inc()
+		d.Detail = traceDetail(adv, source)
 		if fl != nil {
 			s.followup(jobsCtx, env, fl)
 		}
 		return nil
+	}
+}
+
+// traceDetail is the advisor's line in `smartmon trace`.
+func traceDetail(a *envelope.Advice, source string) string {
+	switch a.Status {
+	case envelope.AdviceOK:
+		s := "advice from " + a.Model
+		if source != "" {
+			s += " (" + source + ")"
+		}
+		return s
+	case envelope.AdviceSkipped:
+		return "no model call: " + a.Reason
+	default:
+		return "advice unavailable: " + a.Reason
 	}
 }
 
