@@ -304,7 +304,9 @@ func (ru *rule) apply(s string, counts *Counts) (string, int) {
 		if ru.name >= 0 && m[2*ru.name] >= 0 {
 			name = s[m[2*ru.name]:m[2*ru.name+1]]
 		}
-		if start < 0 || start < last || (ru.keep != nil && !ru.keep(name, s[start:end])) {
+		// A span that already holds a placeholder was redacted by a more
+		// specific rule; replacing it again would lose that kind.
+		if start < 0 || start < last || strings.Contains(s[start:end], "[REDACTED:") || (ru.keep != nil && !ru.keep(name, s[start:end])) {
 			pos = next
 			continue
 		}
