@@ -23,6 +23,7 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 	"sigs.k8s.io/yaml"
 
+	"github.com/smart-k8s-monitor/smart-k8s-monitor/pkg/config"
 	"github.com/smart-k8s-monitor/smart-k8s-monitor/pkg/envelope"
 	"github.com/smart-k8s-monitor/smart-k8s-monitor/pkg/redact"
 	"github.com/smart-k8s-monitor/smart-k8s-monitor/pkg/redact/redacttest"
@@ -393,4 +394,34 @@ func TestReplicaSetFailedCreateEventsAreShown(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, enr.Text, "Warning FailedCreate x14")
 	assert.Contains(t, enr.Text, "exceeded quota: compute")
+}
+
+func TestConfigFromYAMLAndEnv(t *testing.T) {
+	var c Config
+	require.NoError(t, config.Decode([]byte(`
+kubeconfig: /etc/kube/config
+context: staging
+qps: 5
+burst: 10
+call_timeout: 2s
+notification_timeout: 15s
+log_lines: 20
+log_bytes: 2KiB
+budget: 16KiB
+env: true
+redact:
+  extra:
+    - {name: acme-key, regexp: 'acme_[0-9a-f]{8}'}
+`), &c))
+	c.Defaults()
+	require.NoError(t, c.ApplyEnv(config.MapEnv(map[string]string{"KUBECONFIG": "/other", "SMARTMON_KUBE_CONTEXT": "prod"})))
+	require.NoError(t, c.Validate())
+	assert.Equal(t, "/etc/kube/config", c.Kubeconfig, "the file's explicit kubeconfig wins over $KUBECONFIG")
+	assert.Equal(t, "prod", c.Context)
+	assert.Equal(t, config.ByteSize(2048), c.LogBytes)
+	assert.Equal(t, config.ByteSize(16384), c.Budget)
+	assert.Equal(t, 10, c.Events, "default")
+
+	require.Error(t, config.Decode([]byte("log_line: 5\n"), &Config{}), "unknown keys are errors")
+	require.Error(t, (&Config{}).ApplyEnv(config.MapEnv(map[string]string{"SMARTMON_ENRICHER_DISABLED": "maybe"})))
 }
