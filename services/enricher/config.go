@@ -51,6 +51,10 @@ type Config struct {
 	Budget config.ByteSize `yaml:"budget"`
 	// Env includes containers' literal environment values (redacted).
 	Env bool `yaml:"env"`
+	// SkipNodes leaves node lookups out, for namespaced RBAC (a Role
+	// cannot grant the cluster-scoped nodes; without this every
+	// notification would record a forbidden node lookup).
+	SkipNodes bool `yaml:"skip_nodes"`
 
 	// Concurrency is how many notifications are enriched at once.
 	Concurrency int `yaml:"concurrency"`

@@ -425,3 +425,17 @@ redact:
 	require.Error(t, config.Decode([]byte("log_line: 5\n"), &Config{}), "unknown keys are errors")
 	require.Error(t, (&Config{}).ApplyEnv(config.MapEnv(map[string]string{"SMARTMON_ENRICHER_DISABLED": "maybe"})))
 }
+
+func TestSkipNodesForNamespacedRBAC(t *testing.T) {
+	sc := scenarios()[0]
+	kc := fakeClient(t, runtimeObjects(sc)...)
+	cfg := testConfig()
+	cfg.SkipNodes = true
+	s := newTestStage(t, cfg, WithClient(kc, &testLogs{logs: sc.logs}))
+	enr, err := s.Enrich(context.Background(), webhook(sc.labels))
+	require.NoError(t, err)
+	assert.Empty(t, enr.Detail.Nodes)
+	for _, a := range kc.Actions() {
+		assert.NotEqual(t, "nodes", a.GetResource().Resource)
+	}
+}

@@ -184,13 +184,15 @@ func (g *Gatherer) Gather(ctx context.Context, w *envelope.Webhook) *Result {
 	for _, n := range t.nodes {
 		st.addNode(n)
 	}
-	for _, n := range st.nodes {
-		st.node(ctx, n)
+	if !g.cfg.SkipNodes {
+		for _, n := range st.nodes {
+			st.node(ctx, n)
+		}
 	}
 	for _, wl := range st.wls {
 		res.Detail.Workloads = append(res.Detail.Workloads, *wl)
 	}
-	if len(t.nsOrder) == 0 && len(t.workloads) == 0 && len(t.nodes) == 0 {
+	if len(t.nsOrder) == 0 && len(t.workloads) == 0 && (len(t.nodes) == 0 || g.cfg.SkipNodes) {
 		res.Errors = append(res.Errors, "no Kubernetes object to look at: the alerts have no namespace with pod/deployment/statefulset/daemonset/job_name labels, and no node label")
 	}
 	return res
