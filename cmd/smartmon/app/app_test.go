@@ -79,15 +79,16 @@ func unreachableURL(t *testing.T) string {
 type running struct {
 	app    *App
 	cancel context.CancelFunc
-	done   chan error
+	done   chan struct{} // closed when Run returned
+	err    error         // Run's result, valid once done is closed
 }
 
 func (r *running) stop(t *testing.T) {
 	t.Helper()
 	r.cancel()
 	select {
-	case err := <-r.done:
-		require.NoError(t, err)
+	case <-r.done:
+		require.NoError(t, r.err)
 	case <-time.After(60 * time.Second):
 		t.Fatal("app did not stop")
 	}
@@ -122,14 +123,14 @@ func start(t *testing.T, cfg Config) *running {
 	ctx, cancel := context.WithCancel(context.Background())
 	a, err := New(ctx, cfg, zaptest.NewLogger(t), Options{Console: io.Discard})
 	require.NoError(t, err)
-	r := &running{app: a, cancel: cancel, done: make(chan error, 1)}
-	go func() { r.done <- a.Run(ctx) }()
+	r := &running{app: a, cancel: cancel, done: make(chan struct{})}
+	go func() { r.err = a.Run(ctx); close(r.done) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
-		case err := <-r.done:
-			_ = err // a failing stop is reported by the test that stops
+		case <-r.done:
 		case <-time.After(60 * time.Second):
+			t.Error("app did not stop")
 		}
 	})
 	return r
