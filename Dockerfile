@@ -25,9 +25,10 @@ ENV CGO_ENABLED=0 GOTOOLCHAIN=local
 # download and compile what changed.
 COPY . .
 ARG TARGETOS TARGETARCH
+ARG VERSION=dev
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
     mkdir -p /out/data && \
-    GOOS=$TARGETOS GOARCH=$TARGETARCH go build -trimpath -ldflags='-s -w' -o /out/ \
+    GOOS=$TARGETOS GOARCH=$TARGETARCH go build -trimpath -ldflags="-s -w -X github.com/smart-k8s-monitor/smart-k8s-monitor/pkg/version.Version=${VERSION}" -o /out/ \
       ./cmd/smartmon \
       ./services/ingest/cmd/ingest \
       ./services/enricher/cmd/enricher \

@@ -90,6 +90,7 @@ http://{{ include "smon.component" (dict "root" . "component" "ingest") }}.{{ .R
   "log" (dict "level" .Values.log.level "format" .Values.log.format)
   "ingest" (dict "allow_unauthenticated" .Values.ingest.allowUnauthenticated)
   "advisor" (dict "backend" .Values.advisor.backend)
+  "enricher" (dict "skip_nodes" .Values.enricher.rbac.namespaced)
   "notifier" (dict "console" .Values.notifier.console)
 -}}
 {{- if eq .Values.mode "allInOne" -}}
