@@ -173,6 +173,10 @@ type Client struct {
 }
 
 type hookState struct {
+	// slot holds one token: one request per webhook at a time, so a
+	// rate-limit answer to one request is seen before the next one leaves
+	// (platforms count concurrent requests against the same bucket).
+	slot         chan struct{}
 	next         time.Time // earliest start of the next request (pacing)
 	blockedUntil time.Time // the platform said: not before
 	dead         string    // reason; "" while alive
@@ -234,6 +238,15 @@ func (c *Client) Dead(name string) (string, bool) {
 // Do sends one request, waiting for the endpoint's pacing slot when that is
 // short, and classifies the answer as described in the package comment.
 func (c *Client) Do(ctx context.Context, ep Endpoint, r Request) (*Response, error) {
+	c.mu.Lock()
+	slot := c.state(ep.Name).slot
+	c.mu.Unlock()
+	select {
+	case slot <- struct{}{}:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%s: waiting for the request in flight: %w", ep.Name, ctx.Err())
+	}
+	defer func() { <-slot }()
 	if err := c.acquire(ctx, ep); err != nil {
 		return nil, err
 	}
@@ -318,7 +331,7 @@ func (c *Client) acquire(ctx context.Context, ep Endpoint) error {
 func (c *Client) state(name string) *hookState {
 	h, ok := c.hooks[name]
 	if !ok {
-		h = &hookState{}
+		h = &hookState{slot: make(chan struct{}, 1)}
 		c.hooks[name] = h
 	}
 	return h

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -121,4 +122,65 @@ func TestScrubRemovesEveryFormOfTheURL(t *testing.T) {
 	out := httpx.Scrub(in, u)
 	assert.NotContains(t, out, "SECRET")
 	assert.Contains(t, out, "[webhook URL]")
+}
+
+// TestOneRequestInFlightPerWebhook: two posts race to one webhook; the
+// first earns a 429 with retry_after. The second must not leave before
+// that time: it waits for the first answer instead of overlapping it.
+func TestOneRequestInFlightPerWebhook(t *testing.T) {
+	var (
+		mu       sync.Mutex
+		inflight int
+		overlap  bool
+		blocked  time.Time
+		early    bool
+		calls    int
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		mu.Lock()
+		inflight++
+		overlap = overlap || inflight > 1
+		calls++
+		first := calls == 1
+		early = early || (!first && time.Now().Before(blocked))
+		mu.Unlock()
+		time.Sleep(50 * time.Millisecond) // a slow platform answer, so overlap would show
+		mu.Lock()
+		inflight--
+		if first {
+			blocked = time.Now().Add(300 * time.Millisecond)
+		}
+		mu.Unlock()
+		if first {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusTooManyRequests)
+			_, _ = w.Write([]byte(`{"retry_after":0.3,"global":false}`))
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+	c, err := httpx.New(httpx.Config{Timeout: 2 * time.Second, MaxWait: time.Second}, zap.NewNop(), nil)
+	require.NoError(t, err)
+	ep := httpx.Endpoint{Name: "discord", Group: "discord"}
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i := range 2 {
+		wg.Go(func() {
+			_, errs[i] = c.Do(context.Background(), ep, httpx.Request{Method: http.MethodPost, URL: config.Secret(srv.URL)})
+		})
+	}
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	assert.False(t, overlap, "two requests to one webhook were in flight at once")
+	assert.False(t, early, "a request left before the retry_after of the 429")
+	assert.Equal(t, 2, calls)
+	n429 := 0
+	for _, err := range errs {
+		if err != nil {
+			n429++
+		}
+	}
+	assert.Equal(t, 1, n429, "only the first request was answered 429")
 }
