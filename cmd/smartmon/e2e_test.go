@@ -92,26 +92,13 @@ receivers:
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	require.Eventually(t, func() bool {
-		req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, "http://"+amAddr+"/-/ready", nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return false
-		}
-		_ = resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
+		return proctest.Answers200(http.MethodGet, "http://"+amAddr+"/-/ready", "")
 	}, 30*time.Second, 50*time.Millisecond)
 
 	alerts := fmt.Sprintf(`[{"labels":{"alertname":"KubePodCrashLooping","namespace":"payments","pod":"payments-api-0","container":"api","severity":"critical"},
 "annotations":{"summary":"Pod is crash looping."},"startsAt":%q,"generatorURL":"http://prometheus/graph"}]`, time.Now().Add(-time.Minute).UTC().Format(time.RFC3339))
 	require.Eventually(t, func() bool {
-		req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, "http://"+amAddr+"/api/v2/alerts", stringsReader(alerts))
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return false
-		}
-		_ = resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
+		return proctest.Answers200(http.MethodPost, "http://"+amAddr+"/api/v2/alerts", alerts)
 	}, 10*time.Second, 100*time.Millisecond)
 
 	require.Eventually(t, func() bool { return len(sink.Got()) >= 1 }, 60*time.Second, 50*time.Millisecond)

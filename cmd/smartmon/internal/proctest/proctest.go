@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -80,13 +81,7 @@ func Start(t testing.TB, bin, dataDir string, env map[string]string) *Proc {
 			return true
 		default:
 		}
-		req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, "http://"+listen+"/readyz", nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return false
-		}
-		_ = resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
+		return Answers200(http.MethodGet, "http://"+listen+"/readyz", "")
 	}, 60*time.Second, 50*time.Millisecond)
 	select {
 	case <-p.done:
@@ -94,6 +89,25 @@ func Start(t testing.TB, bin, dataDir string, env map[string]string) *Proc {
 	default:
 	}
 	return p
+}
+
+// Answers200 sends one request (body as JSON if not empty) and reports
+// whether it was answered 200; the condition of polls for readiness.
+func Answers200(method, url, body string) bool {
+	req, err := http.NewRequestWithContext(context.Background(), method, url, strings.NewReader(body))
+	if err != nil {
+		return false
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return false
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
 }
 
 // Kill sends SIGKILL: no drain, no flush, like a crash or an OOM kill.
