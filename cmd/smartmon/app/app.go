@@ -31,6 +31,9 @@ type Options struct {
 	Console io.Writer
 	// Registry collects metrics; a new one if nil.
 	Registry *prometheus.Registry
+	// Enricher options, e.g. a client instead of the resolved cluster
+	// access (tests).
+	Enricher []enricher.Option
 }
 
 // App is a running pipeline.
@@ -95,7 +98,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger, opts Options) (_ *App
 	}
 	deps := stage.Deps{JS: a.js, NATS: cfg.NATS, Log: log, Metrics: reg, Observer: jsx.Observers{jsx.NewLoopMetrics(reg), tr}, Trace: tr}
 
-	en, err := enricher.New(cfg.Enricher, deps)
+	en, err := enricher.New(cfg.Enricher, deps, opts.Enricher...)
 	if err != nil {
 		return nil, fmt.Errorf("enricher: %w", err)
 	}

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -249,6 +250,10 @@ func Build(env *envelope.Envelope) *Message {
 	m.Fields = fields(env, ns, kind, workload, pods)
 	m.Items, m.More = items(n)
 	m.Advice, m.AdviceNote = advice(env)
+	if m.Advice != nil {
+		// The model often quotes the headline back; it is already shown.
+		m.Advice.Evidence = slices.DeleteFunc(m.Advice.Evidence, func(e string) bool { return e == m.Headline })
+	}
 	m.Links = links(env)
 	m.Trace = "smartmon trace " + env.ID
 	return m
@@ -272,9 +277,34 @@ func fields(env *envelope.Envelope, ns, kind, workload string, pods []string) []
 	add("Reason", env.Label("reason"))
 	if r := env.Label("restarts"); r != "" {
 		add("Restarts", r)
+	} else if n, ok := restarts(env); ok {
+		add("Restarts", strconv.Itoa(int(n)))
 	}
 	add("Severity", env.Severity())
 	return f
+}
+
+// restarts is the highest restart count among the gathered pods' containers
+// (only the alert's container when it names one).
+func restarts(env *envelope.Envelope) (int32, bool) {
+	e := env.Enrichment
+	if e == nil || e.Detail == nil {
+		return 0, false
+	}
+	want := env.Label("container")
+	var best int32
+	found := false
+	for _, p := range e.Detail.Pods {
+		for _, c := range p.Containers {
+			if c.Init || (want != "" && c.Name != want) {
+				continue
+			}
+			if !found || c.RestartCount > best {
+				best, found = c.RestartCount, true
+			}
+		}
+	}
+	return best, found
 }
 
 func advice(env *envelope.Envelope) (*Advice, string) {
