@@ -21,6 +21,7 @@ import (
 	"github.com/smart-k8s-monitor/smart-k8s-monitor/pkg/jsx"
 	"github.com/smart-k8s-monitor/smart-k8s-monitor/pkg/jsx/jsxtest"
 	"github.com/smart-k8s-monitor/smart-k8s-monitor/pkg/stage"
+	"github.com/smart-k8s-monitor/smart-k8s-monitor/pkg/trace"
 )
 
 func readPayload(t *testing.T, name string) []byte {
@@ -254,4 +255,41 @@ func TestServesOverRealHTTP(t *testing.T) {
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
 	cancel()
 	require.NoError(t, <-done)
+}
+
+func TestTraceEndpointBehindAuth(t *testing.T) {
+	e := jsxtest.Start(t)
+	tr, err := trace.Open(context.Background(), e.JS, 1, zaptest.NewLogger(t))
+	require.NoError(t, err)
+	s, err := New(Config{Listen: "127.0.0.1:0", Auth: AuthConfig{BearerToken: "tok"}},
+		stage.Deps{JS: e.JS, NATS: e.Config, Log: zaptest.NewLogger(t), Metrics: prometheus.NewRegistry(), Trace: tr}, Options{})
+	require.NoError(t, err)
+	f := &fixture{js: e, srv: s, h: s.Handler()}
+	rec := f.post(t, readPayload(t, "alertmanager-v0.34.json"), map[string]string{"Authorization": "Bearer tok"})
+	require.Equal(t, http.StatusOK, rec.Code)
+	var a Accepted
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &a))
+
+	get := func(path, auth string) *httptest.ResponseRecorder {
+		req := httptest.NewRequestWithContext(context.Background(), http.MethodGet, path, nil)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		rec := httptest.NewRecorder()
+		f.h.ServeHTTP(rec, req)
+		return rec
+	}
+	assert.Equal(t, http.StatusUnauthorized, get(AlertsPath+"/"+a.ID, "").Code)
+	for _, key := range []string{a.ID, "0011223344556677"} { // notification id, alert fingerprint
+		rec := get(AlertsPath+"/"+key, "Bearer tok")
+		require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+		var ts []trace.Timeline
+		require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &ts))
+		require.Len(t, ts, 1)
+		assert.Equal(t, a.ID, ts[0].ID)
+		assert.Equal(t, "stored", ts[0].Steps[0].Outcome)
+	}
+	rec = get(AlertsPath+"/unknown", "Bearer tok")
+	assert.Equal(t, http.StatusNotFound, rec.Code)
+	assert.Contains(t, errorMessage(t, rec), "no trace")
 }
