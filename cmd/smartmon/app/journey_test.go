@@ -65,8 +65,10 @@ func crashLoopCluster(now time.Time) []runtime.Object {
 	ctrl := true
 	labels := map[string]string{"app": "payments-api"}
 	dep := &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: "payments-api", Namespace: "payments", UID: "dep-1",
-			Annotations: map[string]string{"deployment.kubernetes.io/revision": "14"}, CreationTimestamp: ago(30 * 24 * time.Hour)},
+		ObjectMeta: metav1.ObjectMeta{
+			Name: "payments-api", Namespace: "payments", UID: "dep-1",
+			Annotations: map[string]string{"deployment.kubernetes.io/revision": "14"}, CreationTimestamp: ago(30 * 24 * time.Hour),
+		},
 		Spec: appsv1.DeploymentSpec{Selector: &metav1.LabelSelector{MatchLabels: labels}, Template: corev1.PodTemplateSpec{
 			ObjectMeta: metav1.ObjectMeta{Labels: labels},
 			Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "api", Image: "registry.example/payments-api:v1.8.1"}}},
@@ -74,10 +76,12 @@ func crashLoopCluster(now time.Time) []runtime.Object {
 	}
 	rs := func(hash, rev, image string, created time.Duration) *appsv1.ReplicaSet {
 		return &appsv1.ReplicaSet{
-			ObjectMeta: metav1.ObjectMeta{Name: "payments-api-" + hash, Namespace: "payments", UID: k8stypes.UID("rs-" + hash),
+			ObjectMeta: metav1.ObjectMeta{
+				Name: "payments-api-" + hash, Namespace: "payments", UID: k8stypes.UID("rs-" + hash),
 				Labels: labels, CreationTimestamp: ago(created),
 				Annotations:     map[string]string{"deployment.kubernetes.io/revision": rev},
-				OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "Deployment", Name: "payments-api", UID: "dep-1", Controller: &ctrl}}},
+				OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "Deployment", Name: "payments-api", UID: "dep-1", Controller: &ctrl}},
+			},
 			Spec: appsv1.ReplicaSetSpec{Selector: &metav1.LabelSelector{MatchLabels: labels}, Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: labels},
 				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "api", Image: image}}},
@@ -85,15 +89,21 @@ func crashLoopCluster(now time.Time) []runtime.Object {
 		}
 	}
 	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: "payments-api-7d9f8b6c5-x2x7k", Namespace: "payments", UID: "pod-1", Labels: labels,
-			OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "payments-api-7d9f8b6c5", UID: "rs-7d9f8b6c5", Controller: &ctrl}}},
-		Spec: corev1.PodSpec{NodeName: "node-a", Containers: []corev1.Container{{Name: "api", Image: "registry.example/payments-api:v1.8.1",
-			Resources: corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("256Mi")}}}}},
+		ObjectMeta: metav1.ObjectMeta{
+			Name: "payments-api-7d9f8b6c5-x2x7k", Namespace: "payments", UID: "pod-1", Labels: labels,
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "payments-api-7d9f8b6c5", UID: "rs-7d9f8b6c5", Controller: &ctrl}},
+		},
+		Spec: corev1.PodSpec{NodeName: "node-a", Containers: []corev1.Container{{
+			Name: "api", Image: "registry.example/payments-api:v1.8.1",
+			Resources: corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("256Mi")}},
+		}}},
 		Status: corev1.PodStatus{Phase: corev1.PodRunning, QOSClass: corev1.PodQOSBurstable, ContainerStatuses: []corev1.ContainerStatus{{
 			Name: "api", Image: "registry.example/payments-api:v1.8.1", RestartCount: 7,
 			State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff", Message: "back-off 5m0s restarting failed container=api"}},
-			LastTerminationState: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 1, Reason: "Error",
-				StartedAt: ago(43 * time.Second), FinishedAt: ago(42 * time.Second)}},
+			LastTerminationState: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{
+				ExitCode: 1, Reason: "Error",
+				StartedAt: ago(43 * time.Second), FinishedAt: ago(42 * time.Second),
+			}},
 		}}},
 	}
 	ev := &corev1.Event{
@@ -105,8 +115,10 @@ func crashLoopCluster(now time.Time) []runtime.Object {
 	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a"}, Status: corev1.NodeStatus{Conditions: []corev1.NodeCondition{
 		{Type: corev1.NodeReady, Status: corev1.ConditionTrue},
 	}}}
-	return []runtime.Object{dep, rs("7d9f8b6c5", "14", "registry.example/payments-api:v1.8.1", 12*time.Minute),
-		rs("5c4b3a291", "13", "registry.example/payments-api:v1.8.0", 9*24*time.Hour), pod, ev, node}
+	return []runtime.Object{
+		dep, rs("7d9f8b6c5", "14", "registry.example/payments-api:v1.8.1", 12*time.Minute),
+		rs("5c4b3a291", "13", "registry.example/payments-api:v1.8.0", 9*24*time.Hour), pod, ev, node,
+	}
 }
 
 // TestTheThreeAMMessage runs the whole journey: Alertmanager's notification
@@ -124,8 +136,10 @@ func TestTheThreeAMMessage(t *testing.T) {
 	console := &syncBuffer{}
 	now := time.Now()
 	ctx, cancel := context.WithCancel(context.Background())
-	a, err := New(ctx, cfg, zaptest.NewLogger(t), Options{Console: console,
-		Enricher: []enricher.Option{enricher.WithClient(fake.NewClientset(crashLoopCluster(now)...), logs{})}})
+	a, err := New(ctx, cfg, zaptest.NewLogger(t), Options{
+		Console:  console,
+		Enricher: []enricher.Option{enricher.WithClient(fake.NewClientset(crashLoopCluster(now)...), logs{})},
+	})
 	require.NoError(t, err)
 	done := make(chan struct{})
 	go func() { _ = a.Run(ctx); close(done) }()
