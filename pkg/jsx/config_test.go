@@ -50,8 +50,10 @@ func TestConfigValidate(t *testing.T) {
 }
 
 func TestConnectWithCredentials(t *testing.T) {
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true,
-		Users: []*server.User{{Username: "smartmon", Password: "right-password"}}})
+	s, err := server.NewServer(&server.Options{
+		Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true,
+		Users: []*server.User{{Username: "smartmon", Password: "right-password"}},
+	})
 	require.NoError(t, err)
 	s.Start()
 	t.Cleanup(s.Shutdown)
