@@ -187,10 +187,13 @@ func (s *Stage) callAndParse(ctx context.Context, p Prompt) (*envelope.Advice, e
 	}
 	if perr != nil {
 		adv.Unstructured = true
-		adv.Text = clip(resp.Content, maxPlainText)
+		adv.Text = s.prompts.red1(clip(resp.Content, maxPlainText))
 		adv.Notes = append(adv.Notes, "the model's answer did not follow the schema: shown as it wrote it, unchecked")
 		return adv, nil
 	}
+	// The model's words are untrusted too: whatever it echoes or invents
+	// passes the redactor before it can reach chat.
+	st = s.redactAdvice(st)
 	adv.Structured = st
 	adv.Text = renderAdvice(st)
 	if dropped > 0 {
@@ -221,4 +224,20 @@ func (s *Stage) call(ctx context.Context, msgs []Message) (ChatResponse, error) 
 	}
 	s.m.calls.WithLabelValues(s.backend.Name(), outcome).Inc()
 	return resp, err
+}
+
+// redactAdvice runs every text of a structured answer through the redactor.
+func (s *Stage) redactAdvice(st *envelope.StructuredAdvice) *envelope.StructuredAdvice {
+	r := s.prompts.red1
+	out := *st
+	out.Summary, out.LikelyCause = r(st.Summary), r(st.LikelyCause)
+	out.Evidence = make([]string, len(st.Evidence))
+	for i, e := range st.Evidence {
+		out.Evidence[i] = r(e)
+	}
+	out.NextSteps = make([]envelope.NextStep, len(st.NextSteps))
+	for i, n := range st.NextSteps {
+		out.NextSteps[i] = envelope.NextStep{Command: r(n.Command), Why: r(n.Why), Risky: n.Risky}
+	}
+	return &out
 }

@@ -356,3 +356,34 @@ func TestProblemKeyUsesTheEnrichersDetail(t *testing.T) {
 	assert.Equal(t, "pod-of:api(deployment)", problemsOf(a)[0].Workload)
 	assert.Equal(t, "CrashLoopBackOff/Error", problemsOf(a)[0].Reason)
 }
+
+// TestModelOutputIsRedacted: the model's words are untrusted too. A secret
+// it writes (echoed from somewhere, or made up to look real) never leaves
+// the advisor, structured or not.
+func TestModelOutputIsRedacted(t *testing.T) {
+	const secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+	for _, mode := range []fakellm.Mode{fakellm.Normal, fakellm.NonJSON} {
+		t.Run(string(mode), func(t *testing.T) {
+			answer := func(fakellm.Request) string {
+				if mode == fakellm.NonJSON {
+					return "Set AWS_SECRET_ACCESS_KEY=" + secret + " and restart."
+				}
+				return `{"summary":"AWS_SECRET_ACCESS_KEY=` + secret + `","likely_cause":"bad key","confidence":"low","evidence":[],` +
+					`"next_steps":[{"command":"kubectl -n shop set env deploy/api AWS_SECRET_ACCESS_KEY=` + secret + `","why":"w","risky":true}]}`
+			}
+			// Normal mode with a prose answer exercises the unstructured
+			// path (parse fails, the repair fails, the text is kept).
+			fake := fakellm.NewOllama(t, fakellm.WithAnswer(answer))
+			h := startStage(t, testConfig(BackendOllama, fake.URL), fake)
+			env := crashEnv(t, "api", "api-0", 0)
+			publish(t, h.e, env)
+			got := waitFor(t, h.e, "alerts.advised", env.ID, 3*time.Second)
+			require.NotNil(t, got.env.Advice)
+			b, err := got.env.Encode()
+			require.NoError(t, err)
+			assert.NotContains(t, string(b), secret)
+			assert.Contains(t, got.env.Advice.Text, "[REDACTED:")
+			assert.Equal(t, mode == fakellm.NonJSON, got.env.Advice.Unstructured)
+		})
+	}
+}
