@@ -114,7 +114,7 @@ func (c *claims) take(ctx context.Context, key string, seq uint64) (taken, error
 				return taken{prior: cl}, nil
 			case cl.State == claimPending:
 				if age := c.now().Sub(cl.At); age < c.lease {
-					return taken{wait: min(c.lease-age, time.Second)}, nil
+					return taken{wait: min(c.lease-age, 5*time.Second)}, nil
 				}
 				// The holder crashed mid-delivery: take over. This is
 				// the one case that can post twice (the crash may have

@@ -114,7 +114,11 @@ func (c *Config) Defaults() {
 		c.ClaimTTL = 7 * 24 * time.Hour
 	}
 	if c.ClaimLease == 0 {
-		c.ClaimLease = 2 * time.Minute
+		// Longer than one post can take (its timeout plus the longest
+		// wait for a pacing slot), so a live delivery is never taken
+		// over; short enough that a crash delays the posts it had in
+		// flight by less than a minute.
+		c.ClaimLease = 2 * (c.HTTPTimeout + c.MaxWait)
 	}
 }
 
@@ -212,8 +216,9 @@ func (c *Config) Validate() error {
 	if c.MaxAttempts < 1 {
 		p.Addf("notifier.max_attempts must be at least 1")
 	}
-	if c.ClaimLease <= 0 || c.ClaimTTL < time.Minute {
-		p.Addf("notifier.claim_lease must be positive and claim_ttl at least 1m")
+	if c.ClaimLease <= c.HTTPTimeout+c.MaxWait || c.ClaimTTL < time.Minute {
+		p.Addf("notifier.claim_lease %s must exceed http_timeout + max_wait (%s) and claim_ttl must be at least 1m",
+			c.ClaimLease, c.HTTPTimeout+c.MaxWait)
 	}
 	names := map[string]bool{}
 	if c.ConsoleEnabled() {

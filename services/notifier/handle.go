@@ -96,7 +96,7 @@ func (s *Stage) deliverAll(ctx context.Context, d *jsx.Delivery, env *envelope.E
 // a platform asked for, else backoff); permanent only when everything
 // left has failed for good.
 func combine(errs []error) error {
-	var transient, permanent []error
+	var transient, permanent, waits []error
 	var minAfter time.Duration
 	allAfter := true
 	for _, err := range errs {
@@ -104,6 +104,11 @@ func combine(errs []error) error {
 		case err == nil:
 		case retry.IsPermanent(err):
 			permanent = append(permanent, err)
+		case retry.IsWait(err):
+			waits = append(waits, err)
+			if d, _ := retry.RetryAfter(err); minAfter == 0 || d < minAfter {
+				minAfter = d
+			}
 		default:
 			transient = append(transient, err)
 			if d, ok := retry.RetryAfter(err); ok {
@@ -116,8 +121,12 @@ func combine(errs []error) error {
 		}
 	}
 	switch {
+	case len(transient) == 0 && len(waits) > 0:
+		// Only waiting (and perhaps dead sinks): come back quietly; the
+		// dead sinks' claims say failed, so they are not retried.
+		return retry.Wait(minAfter, errors.Join(waits...).Error())
 	case len(transient) > 0:
-		err := errors.Join(append(transient, permanent...)...)
+		err := errors.Join(append(append(transient, waits...), permanent...)...)
 		if allAfter {
 			return retry.After(minAfter, err)
 		}
@@ -153,7 +162,9 @@ func (s *Stage) deliver(ctx context.Context, cl *claims, sk sinkEntry, env *enve
 	}
 	if !t.proceed {
 		if t.wait > 0 {
-			return retry.After(t.wait, fmt.Errorf("sink %s: %w", sk.name, errBusy))
+			// Not a failure: the other delivery finishes, or its lease
+			// runs out after a crash. Waiting never dead-letters.
+			return retry.Wait(t.wait, "sink "+sk.name+": "+errBusy.Error())
 		}
 		if t.prior.State == claimFailed {
 			return retry.Permanent(fmt.Errorf("sink %s: %s", sk.name, t.prior.Reason))
@@ -202,7 +213,9 @@ func (s *Stage) post(ctx context.Context, cl *claims, sk sinkEntry, key string, 
 	}
 	if !t.proceed {
 		if t.wait > 0 {
-			return retry.After(t.wait, fmt.Errorf("sink %s: %w", sk.name, errBusy))
+			// Not a failure: the other delivery finishes, or its lease
+			// runs out after a crash. Waiting never dead-letters.
+			return retry.Wait(t.wait, "sink "+sk.name+": "+errBusy.Error())
 		}
 		if t.prior.State == claimFailed {
 			return retry.Permanent(fmt.Errorf("sink %s: %s", sk.name, t.prior.Reason))

@@ -48,8 +48,8 @@ func fastConfig(sinks ...notifier.SinkConfig) notifier.Config {
 		OverdueGrace:   100 * time.Millisecond,
 		RetryInitial:   20 * time.Millisecond,
 		RetryMax:       200 * time.Millisecond,
-		MaxWait:        2 * time.Second,
-		HTTPTimeout:    5 * time.Second,
+		MaxWait:        500 * time.Millisecond,
+		HTTPTimeout:    time.Second,
 		ClaimLease:     2 * time.Second,
 		Sinks:          sinks,
 	}

@@ -147,6 +147,9 @@ type Sink struct {
 	got []envelope.Envelope
 	// Fail makes the sink answer 503 while it returns true.
 	Fail func() bool
+	// Latency is how long the sink takes to answer, like a real chat
+	// platform; it makes work pile up in the pipeline.
+	Latency time.Duration
 }
 
 // NewSink starts a recording sink.
@@ -154,6 +157,15 @@ func NewSink(t testing.TB) *Sink {
 	t.Helper()
 	s := &Sink{}
 	s.Srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.Latency > 0 {
+			t := time.NewTimer(s.Latency)
+			select {
+			case <-t.C:
+			case <-r.Context().Done():
+				t.Stop()
+				return
+			}
+		}
 		if s.Fail != nil && s.Fail() {
 			http.Error(w, "down", http.StatusServiceUnavailable)
 			return
