@@ -17,7 +17,7 @@ GOLANGCI_LINT_VERSION := v2.15.0
 MODULES := $(patsubst $(CURDIR)/%,./%,$(shell $(GO) list -m -f '{{.Dir}}' 2>/dev/null))
 BINARIES := smartmon ingest enricher advisor notifier
 
-.PHONY: all build run demo test test-short bench lint fmt vet tools clean help
+.PHONY: all build run demo test test-short bench soak lint fmt vet tools clean help
 all: build
 
 help: ## list targets
@@ -69,6 +69,9 @@ test-short: ## unit tests only, no external tools
 
 bench: $(TEST_TOOLS) ## run the benchmarks (numbers go to docs/benchmarks.md)
 	$(TEST_ENV) $(GO) test -run '^$$' -bench . -benchmem -timeout 60m $(addsuffix /...,$(MODULES))
+
+soak: ## the full-size crash storm (1,000 notifications, kill -9 mid-storm)
+	$(MAKE) ops-storm-long
 
 lint: $(BIN)/golangci-lint ## gofmt, go vet and golangci-lint
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
