@@ -130,8 +130,7 @@ func TestLoopHonoursRetryAfter(t *testing.T) {
 	})
 	_, err := jsx.PublishEnvelope(context.Background(), e.JS, jsx.SubjectReceived, testEnvelope(t, "a"), "test")
 	require.NoError(t, err)
-	first := <-times
-	second := <-times
+	first, second := recv(t, times), recv(t, times)
 	assert.GreaterOrEqual(t, second.Sub(first), 700*time.Millisecond, "redelivered before the Retry-After")
 }
 
@@ -196,7 +195,11 @@ func TestLoopDrainsInFlightWorkOnStop(t *testing.T) {
 	})
 	_, err := jsx.PublishEnvelope(context.Background(), e.JS, jsx.SubjectReceived, testEnvelope(t, "a"), "test")
 	require.NoError(t, err)
-	<-started
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("handler never started")
+	}
 	cancel()
 	close(release)
 	cons, err := e.JS.Consumer(context.Background(), jsx.StreamAlerts, "enricher")
@@ -243,4 +246,18 @@ func TestLoopWaitsQuietlyWithoutCountingAsFailure(t *testing.T) {
 	}
 	assert.GreaterOrEqual(t, got[1].Sub(got[0]), 300*time.Millisecond)
 	assert.Empty(t, deadLetters(t, e), "a wait is not a failure, even with MaxAttempts 1")
+}
+
+// recv takes the next value or fails the test after 10 s, so a broken loop
+// fails fast instead of hanging the suite.
+func recv[T any](t *testing.T, ch <-chan T) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(10 * time.Second):
+		t.Fatal("nothing received within 10s")
+	}
+	var zero T
+	return zero
 }
