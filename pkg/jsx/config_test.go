@@ -2,6 +2,7 @@ package jsx_test
 
 import (
 	"context"
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -70,4 +71,14 @@ func TestConnectWithCredentials(t *testing.T) {
 	_, err = jsx.Connect(ctx, c, "test", zap.NewNop())
 	require.Error(t, err)
 	assert.NotContains(t, err.Error(), "wrong-password", "credentials never appear in errors")
+}
+
+func TestEmbeddedSaysWhenItsPortIsTaken(t *testing.T) {
+	var lc net.ListenConfig
+	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer func() { _ = ln.Close() }()
+	_, err = jsx.StartEmbedded(jsx.EmbeddedConfig{StoreDir: t.TempDir(), Listen: ln.Addr().String()})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "--nats-listen")
 }

@@ -1,6 +1,7 @@
 package jsx
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -56,6 +57,17 @@ func StartEmbedded(c EmbeddedConfig) (*server.Server, error) {
 			return nil, fmt.Errorf("embedded nats listen %q: bad port", c.Listen)
 		}
 		opts.Host, opts.Port = host, p
+		if p > 0 {
+			// nats-server reports a busy port only in its own log and
+			// then never becomes ready; check first and say so plainly.
+			var lc net.ListenConfig
+			ln, err := lc.Listen(context.Background(), "tcp", c.Listen)
+			if err != nil {
+				return nil, fmt.Errorf("embedded nats: cannot listen on %s (%w): is another NATS server running? "+
+					"choose another address with --nats-listen (embedded.listen), or \"\" for none", c.Listen, err)
+			}
+			_ = ln.Close()
+		}
 	}
 	s, err := server.NewServer(opts)
 	if err != nil {
