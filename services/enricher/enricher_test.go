@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -437,5 +439,68 @@ func TestSkipNodesForNamespacedRBAC(t *testing.T) {
 	assert.Empty(t, enr.Detail.Nodes)
 	for _, a := range kc.Actions() {
 		assert.NotEqual(t, "nodes", a.GetResource().Resource)
+	}
+}
+
+// TestBigNamespaceIsListedInPagesUntilTheNamedPodsAreFound: an alert group
+// of a few pods in a namespace of 1,200 costs pages of 500 until the named
+// pods are found, never one unbounded LIST.
+func TestBigNamespaceIsListedInPagesUntilTheNamedPodsAreFound(t *testing.T) {
+	objs, labels := largeGroup(1200)
+	for _, tc := range []struct {
+		name  string
+		pods  []int
+		pages int
+	}{
+		{"all on the first page", []int{1, 2, 3, 4}, 1},
+		{"one on the second page", []int{1, 2, 3, 700}, 2},
+		{"one that is gone", []int{1, 2, 3, 99999}, 3}, // reads to the end, then reports it gone
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			kc := fakeClient(t, objs...)
+			var pages []string
+			kc.PrependReactor("list", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+				la := a.(k8stesting.ListActionImpl)
+				if la.ListOptions.Limit == 0 {
+					return false, nil, nil // the workload's own label-selector LIST
+				}
+				pages = append(pages, la.ListOptions.Continue)
+				all, err := kc.Tracker().List(corev1.SchemeGroupVersion.WithResource("pods"), corev1.SchemeGroupVersion.WithKind("Pod"), a.GetNamespace())
+				if err != nil {
+					return true, nil, err
+				}
+				items := all.(*corev1.PodList).Items
+				slices.SortFunc(items, func(x, y corev1.Pod) int { return strings.Compare(x.Name, y.Name) })
+				from := 0
+				if c := la.ListOptions.Continue; c != "" {
+					from, _ = strconv.Atoi(c)
+				}
+				to := min(from+int(la.ListOptions.Limit), len(items))
+				out := &corev1.PodList{Items: items[from:to]}
+				if to < len(items) {
+					out.Continue = strconv.Itoa(to)
+				}
+				return true, out, nil
+			})
+			var ls []map[string]string
+			for _, i := range tc.pods {
+				if i < len(labels) {
+					ls = append(ls, labels[i])
+				} else {
+					ls = append(ls, alertLabels("alertname", "KubePodCrashLooping", "pod", fmt.Sprintf("api-7d9f8b6c5-%05d", i)))
+				}
+			}
+			s := newTestStage(t, testConfig(), WithClient(kc, &testLogs{}))
+			enr, transient := s.Enrich(context.Background(), webhook(ls...))
+			require.NoError(t, transient)
+			assert.Len(t, pages, tc.pages, "pages listed")
+			found := 0
+			for _, p := range enr.Detail.Pods {
+				if !p.Gone {
+					found++
+				}
+			}
+			assert.GreaterOrEqual(t, found, 3)
+		})
 	}
 }

@@ -305,6 +305,13 @@ func (st *gather) addNode(name string) {
 	}
 }
 
+// Paging of the pod LIST for big alert groups: pages of podPage pods, at
+// most maxPodPages of them (10,000 pods) per namespace and notification.
+const (
+	podPage     = 500
+	maxPodPages = 20
+)
+
 // podsIn fetches the named pods of one namespace: one GET each for a few,
 // one LIST for many (a 50-pod alert group costs one call, not 50).
 func (st *gather) podsIn(ctx context.Context, ns string, names []string) {
@@ -322,15 +329,34 @@ func (st *gather) podsIn(ctx context.Context, ns string, names []string) {
 			}
 		}
 	} else {
-		list, err := call(ctx, st, needListPods, ns, "list pods in "+ns, func(ctx context.Context) (*corev1.PodList, error) {
-			return st.g.kc.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
-		})
-		if err != nil {
-			return
+		// Paged, and stopped as soon as every named pod is found: a huge
+		// namespace costs the API server pages of podPage, not one giant
+		// LIST, and a small one still costs one call.
+		want := make(map[string]bool, len(names))
+		for _, n := range names {
+			want[n] = true
 		}
-		byName := make(map[string]*corev1.Pod, len(list.Items))
-		for i := range list.Items {
-			byName[list.Items[i].Name] = &list.Items[i]
+		byName := make(map[string]*corev1.Pod, len(names))
+		cont := ""
+		for page := 0; page < maxPodPages; page++ {
+			list, err := call(ctx, st, needListPods, ns, "list pods in "+ns, func(ctx context.Context) (*corev1.PodList, error) {
+				return st.g.kc.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{Limit: podPage, Continue: cont})
+			})
+			if err != nil {
+				if page == 0 {
+					return
+				}
+				break // what the earlier pages found is still evidence
+			}
+			for i := range list.Items {
+				if want[list.Items[i].Name] {
+					byName[list.Items[i].Name] = &list.Items[i]
+				}
+			}
+			cont = list.Continue
+			if cont == "" || len(byName) == len(want) {
+				break
+			}
 		}
 		for _, name := range names {
 			if p, ok := byName[name]; ok {
