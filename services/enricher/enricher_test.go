@@ -504,3 +504,19 @@ func TestBigNamespaceIsListedInPagesUntilTheNamedPodsAreFound(t *testing.T) {
 		})
 	}
 }
+
+// TestGonePodFallsBackToTheWorkloadTheAlertNames: a rollout replaced the
+// alert's pod before we looked; the alert also names its Deployment, so the
+// evidence shows the Deployment and its current pods instead of nothing.
+func TestGonePodFallsBackToTheWorkloadTheAlertNames(t *testing.T) {
+	objs, _ := largeGroup(4)
+	kc := fakeClient(t, objs...)
+	s := newTestStage(t, testConfig(), WithClient(kc, &testLogs{}))
+	enr, transient := s.Enrich(context.Background(), webhook(
+		alertLabels("alertname", "KubePodCrashLooping", "pod", "api-7d9f8b6c5-gone1", "deployment", "api")))
+	require.NoError(t, transient)
+	require.Len(t, enr.Detail.Workloads, 1)
+	assert.Equal(t, "Deployment", enr.Detail.Workloads[0].Kind)
+	assert.Equal(t, 4, enr.Detail.Workloads[0].Pods)
+	assert.Contains(t, strings.Join(enr.Errors, "\n"), "api-7d9f8b6c5-gone1 not found")
+}

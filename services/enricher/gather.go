@@ -67,6 +67,8 @@ type gather struct {
 	// container is the alert's container label by namespace/pod: its
 	// log is read even when it looks healthy.
 	container map[string]string
+	// gone are the alert pods that no longer exist, by namespace/pod.
+	gone map[string]bool
 }
 
 // target is what the alerts point at, from kube-state-metrics style labels.
@@ -76,6 +78,10 @@ type target struct {
 	nsOrder   []string
 	workloads []workloadRef
 	nodes     []string
+	// podWorkload is the workload an alert names beside its pod, by
+	// namespace/pod: looked at when the pod is gone (a rollout replaced
+	// it), so the evidence still shows the workload and its new pods.
+	podWorkload map[string]workloadRef
 }
 
 type workloadRef struct{ kind, namespace, name string }
@@ -108,7 +114,7 @@ func first(labels map[string]string, names []string) string {
 }
 
 func targets(w *envelope.Webhook, maxPods int) target {
-	t := target{pods: map[string][]string{}, container: map[string]string{}}
+	t := target{pods: map[string][]string{}, container: map[string]string{}, podWorkload: map[string]workloadRef{}}
 	seenPod, seenWl, seenNode := map[string]bool{}, map[string]bool{}, map[string]bool{}
 	npods := 0
 	alerts := make([]envelope.Alert, 0, len(w.Alerts))
@@ -142,27 +148,34 @@ func targets(w *envelope.Webhook, maxPods int) target {
 				if c := a.Labels["container"]; c != "" {
 					t.container[k] = c
 				}
+				if r, ok := workloadOf(a.Labels, ns); ok {
+					t.podWorkload[k] = r
+				}
 				npods++
 			}
 			continue
 		}
-		for _, wl := range workloadLabels {
-			if v := a.Labels[wl.label]; v != "" {
-				// "job" is also Prometheus' scrape job; only trust it
-				// together with a kube-state-metrics job metric.
-				if wl.label == "job" && !strings.HasPrefix(a.Labels["__name__"]+a.Labels["alertname"], "KubeJob") {
-					continue
-				}
-				r := workloadRef{wl.kind, ns, v}
-				if !seenWl[r.key()] {
-					seenWl[r.key()] = true
-					t.workloads = append(t.workloads, r)
-				}
-				break
-			}
+		if r, ok := workloadOf(a.Labels, ns); ok && !seenWl[r.key()] {
+			seenWl[r.key()] = true
+			t.workloads = append(t.workloads, r)
 		}
 	}
 	return t
+}
+
+// workloadOf is the workload an alert's labels name, if any.
+func workloadOf(labels map[string]string, ns string) (workloadRef, bool) {
+	for _, wl := range workloadLabels {
+		if v := labels[wl.label]; v != "" {
+			// "job" is also Prometheus' scrape job; only trust it
+			// together with a kube-state-metrics job metric.
+			if wl.label == "job" && !strings.HasPrefix(labels["__name__"]+labels["alertname"], "KubeJob") {
+				continue
+			}
+			return workloadRef{wl.kind, ns, v}, true
+		}
+	}
+	return workloadRef{}, false
 }
 
 // Gather collects the evidence for the notification's alerts. It returns
@@ -175,8 +188,16 @@ func (g *Gatherer) Gather(ctx context.Context, w *envelope.Webhook) *Result {
 	defer cancel()
 	t := targets(w, g.cfg.MaxPods)
 	st.container = t.container
+	st.gone = map[string]bool{}
 	for _, ns := range t.nsOrder {
 		st.podsIn(ctx, ns, t.pods[ns])
+	}
+	for _, ns := range t.nsOrder { // in alert order, each workload once
+		for _, p := range t.pods[ns] {
+			if r, ok := t.podWorkload[ns+"/"+p]; ok && st.gone[ns+"/"+p] {
+				st.workloadByLabel(ctx, r)
+			}
+		}
 	}
 	for _, r := range t.workloads {
 		st.workloadByLabel(ctx, r)
@@ -370,6 +391,9 @@ func (st *gather) podsIn(ctx context.Context, ns string, names []string) {
 }
 
 func (st *gather) podGone(ns, name string) {
+	if st.gone != nil {
+		st.gone[ns+"/"+name] = true
+	}
 	st.res.Detail.Pods = append(st.res.Detail.Pods, envelope.PodEvidence{Namespace: ns, Name: st.x(name), Gone: true})
 	st.errorf("pod %s/%s not found: it was deleted before we looked (a restarted or rescheduled pod gets a new name)", ns, name)
 }
