@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -79,6 +81,15 @@ func Load(path, section string, own Configurable, env config.Env) (Common, error
 	return c, p.Err()
 }
 
+// Exit is a stand-alone service's whole main: it runs Main with the
+// process's arguments until SIGINT or SIGTERM, then exits with its code.
+func Exit(spec Spec) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := Main(ctx, spec, os.Args[1:], os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
 // Main parses flags and runs the service until ctx ends. It returns the exit
 // code.
 func Main(ctx context.Context, spec Spec, args []string, stderr io.Writer) int {
@@ -107,6 +118,33 @@ func Main(ctx context.Context, spec Spec, args []string, stderr io.Writer) int {
 	return 0
 }
 
+// NewRegistry is a metrics registry with the Go runtime and process
+// collectors, as every binary serves it.
+func NewRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+// NewDeps sets up what every stage shares once NATS is connected: the
+// streams, the consumer and loop metrics on reg, and the trace recorder
+// (which also observes every consume loop). `smartmon run` and each
+// stand-alone service build their stages from it.
+func NewDeps(ctx context.Context, js jetstream.JetStream, c jsx.Config, reg *prometheus.Registry, log *zap.Logger) (stage.Deps, error) {
+	if err := jsx.SetupStreams(ctx, js, c); err != nil {
+		return stage.Deps{}, err
+	}
+	reg.MustRegister(jsx.NewConsumerCollector(js, 0))
+	tr, err := trace.Open(ctx, js, c.Replicas, log)
+	if err != nil {
+		return stage.Deps{}, err
+	}
+	return stage.Deps{
+		JS: js, NATS: c, Log: log, Metrics: reg,
+		Observer: jsx.Observers{jsx.NewLoopMetrics(reg), tr}, Trace: tr,
+	}, nil
+}
+
 func envOr(k, def string) string {
 	if v := os.Getenv(k); v != "" {
 		return v
@@ -127,19 +165,10 @@ func run(ctx context.Context, spec Spec, common Common, opsListen string, log *z
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	if err := jsx.SetupStreams(cctx, js, common.NATS); err != nil {
-		return err
-	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	reg.MustRegister(jsx.NewConsumerCollector(js, 0))
-	tr, err := trace.Open(cctx, js, common.NATS.Replicas, log)
+	reg := NewRegistry()
+	deps, err := NewDeps(cctx, js, common.NATS, reg, log)
 	if err != nil {
 		return err
-	}
-	deps := stage.Deps{
-		JS: js, NATS: common.NATS, Log: log, Metrics: reg,
-		Observer: jsx.Observers{jsx.NewLoopMetrics(reg), tr}, Trace: tr,
 	}
 	st, err := spec.Build(ctx, deps)
 	if err != nil {

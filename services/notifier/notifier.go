@@ -181,9 +181,6 @@ func (s *Stage) Run(ctx context.Context) error {
 	if js == nil {
 		return errors.New("notifier: no JetStream connection")
 	}
-	if err := jsx.SetupStreams(ctx, js, s.deps.NATS); err != nil {
-		return fmt.Errorf("notifier: %w", err)
-	}
 	replicas := max(s.deps.NATS.Replicas, 1)
 	kv, err := jsx.KeyValue(ctx, js, jsx.BucketClaims, s.cfg.ClaimTTL, replicas)
 	if err != nil {

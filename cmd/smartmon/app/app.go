@@ -12,13 +12,12 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/smart-k8s-monitor/smart-k8s-monitor/pkg/jsx"
+	"github.com/smart-k8s-monitor/smart-k8s-monitor/pkg/service"
 	"github.com/smart-k8s-monitor/smart-k8s-monitor/pkg/stage"
-	"github.com/smart-k8s-monitor/smart-k8s-monitor/pkg/trace"
 	"github.com/smart-k8s-monitor/smart-k8s-monitor/services/advisor"
 	"github.com/smart-k8s-monitor/smart-k8s-monitor/services/enricher"
 	"github.com/smart-k8s-monitor/smart-k8s-monitor/services/ingest"
@@ -83,20 +82,14 @@ func New(ctx context.Context, cfg Config, log *zap.Logger, opts Options) (_ *App
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
-	if err := jsx.SetupStreams(ctx, a.js, cfg.NATS); err != nil {
-		return nil, err
-	}
 	reg := opts.Registry
 	if reg == nil {
-		reg = prometheus.NewRegistry()
-		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		reg = service.NewRegistry()
 	}
-	reg.MustRegister(jsx.NewConsumerCollector(a.js, 0))
-	tr, err := trace.Open(ctx, a.js, cfg.NATS.Replicas, log)
+	deps, err := service.NewDeps(ctx, a.js, cfg.NATS, reg, log)
 	if err != nil {
 		return nil, err
 	}
-	deps := stage.Deps{JS: a.js, NATS: cfg.NATS, Log: log, Metrics: reg, Observer: jsx.Observers{jsx.NewLoopMetrics(reg), tr}, Trace: tr}
 
 	en, err := enricher.New(cfg.Enricher, deps, opts.Enricher...)
 	if err != nil {

@@ -3,9 +3,6 @@ package main
 
 import (
 	"context"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -15,16 +12,10 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	var cfg ingest.Config
-	code := service.Main(ctx, service.Spec{
-		Name:   "ingest",
-		Config: &cfg,
+	service.Exit(service.Spec{Name: "ingest", Config: &cfg,
 		Build: func(_ context.Context, deps stage.Deps) (stage.Runner, error) {
 			g, _ := deps.Metrics.(prometheus.Gatherer)
 			return ingest.New(cfg, deps, ingest.Options{Gatherer: g})
-		},
-	}, os.Args[1:], os.Stderr)
-	stop()
-	os.Exit(code)
+		}})
 }

@@ -4,9 +4,6 @@ package main
 
 import (
 	"context"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/smart-k8s-monitor/smart-k8s-monitor/pkg/service"
 	"github.com/smart-k8s-monitor/smart-k8s-monitor/pkg/stage"
@@ -14,16 +11,7 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	var cfg notifier.Config
-	code := service.Main(ctx, service.Spec{
-		Name:      "notifier",
-		Config:    &cfg,
-		OpsListen: ":9098",
-		Build: func(_ context.Context, deps stage.Deps) (stage.Runner, error) {
-			return notifier.New(cfg, deps)
-		},
-	}, os.Args[1:], os.Stderr)
-	stop()
-	os.Exit(code)
+	service.Exit(service.Spec{Name: "notifier", Config: &cfg, OpsListen: ":9098",
+		Build: func(_ context.Context, deps stage.Deps) (stage.Runner, error) { return notifier.New(cfg, deps) }})
 }
