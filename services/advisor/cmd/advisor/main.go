@@ -12,6 +12,8 @@ import (
 
 func main() {
 	var cfg advisor.Config
-	service.Exit(service.Spec{Name: "advisor", Config: &cfg, OpsListen: ":9097",
-		Build: func(_ context.Context, deps stage.Deps) (stage.Runner, error) { return advisor.New(cfg, deps) }})
+	service.Exit(service.Spec{
+		Name: "advisor", Config: &cfg, OpsListen: ":9097",
+		Build: func(_ context.Context, deps stage.Deps) (stage.Runner, error) { return advisor.New(cfg, deps) },
+	})
 }

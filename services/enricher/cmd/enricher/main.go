@@ -12,6 +12,8 @@ import (
 
 func main() {
 	var cfg enricher.Config
-	service.Exit(service.Spec{Name: "enricher", Config: &cfg, OpsListen: ":9096",
-		Build: func(_ context.Context, deps stage.Deps) (stage.Runner, error) { return enricher.New(cfg, deps) }})
+	service.Exit(service.Spec{
+		Name: "enricher", Config: &cfg, OpsListen: ":9096",
+		Build: func(_ context.Context, deps stage.Deps) (stage.Runner, error) { return enricher.New(cfg, deps) },
+	})
 }

@@ -13,9 +13,11 @@ import (
 
 func main() {
 	var cfg ingest.Config
-	service.Exit(service.Spec{Name: "ingest", Config: &cfg,
+	service.Exit(service.Spec{
+		Name: "ingest", Config: &cfg,
 		Build: func(_ context.Context, deps stage.Deps) (stage.Runner, error) {
 			g, _ := deps.Metrics.(prometheus.Gatherer)
 			return ingest.New(cfg, deps, ingest.Options{Gatherer: g})
-		}})
+		},
+	})
 }

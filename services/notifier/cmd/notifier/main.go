@@ -12,6 +12,8 @@ import (
 
 func main() {
 	var cfg notifier.Config
-	service.Exit(service.Spec{Name: "notifier", Config: &cfg, OpsListen: ":9098",
-		Build: func(_ context.Context, deps stage.Deps) (stage.Runner, error) { return notifier.New(cfg, deps) }})
+	service.Exit(service.Spec{
+		Name: "notifier", Config: &cfg, OpsListen: ":9098",
+		Build: func(_ context.Context, deps stage.Deps) (stage.Runner, error) { return notifier.New(cfg, deps) },
+	})
 }
