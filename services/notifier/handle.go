@@ -161,13 +161,8 @@ func (s *Stage) deliver(ctx context.Context, cl *claims, sk sinkEntry, env *enve
 		return err
 	}
 	if !t.proceed {
-		if t.wait > 0 {
-			// Not a failure: the other delivery finishes, or its lease
-			// runs out after a crash. Waiting never dead-letters.
-			return retry.Wait(t.wait, "sink "+sk.name+": "+errBusy.Error())
-		}
-		if t.prior.State == claimFailed {
-			return retry.Permanent(fmt.Errorf("sink %s: %s", sk.name, t.prior.Reason))
+		if err := blocked(t, sk); err != nil {
+			return err
 		}
 		if p == pathAdvised && env.Advice.Available() && !t.prior.Advice {
 			// Posted without advice (the overdue path won the race):
@@ -212,13 +207,8 @@ func (s *Stage) post(ctx context.Context, cl *claims, sk sinkEntry, key string, 
 		return err
 	}
 	if !t.proceed {
-		if t.wait > 0 {
-			// Not a failure: the other delivery finishes, or its lease
-			// runs out after a crash. Waiting never dead-letters.
-			return retry.Wait(t.wait, "sink "+sk.name+": "+errBusy.Error())
-		}
-		if t.prior.State == claimFailed {
-			return retry.Permanent(fmt.Errorf("sink %s: %s", sk.name, t.prior.Reason))
+		if err := blocked(t, sk); err != nil {
+			return err
 		}
 		s.skipped.WithLabelValues(sk.name).Inc()
 		return nil
@@ -275,4 +265,18 @@ func (s *Stage) traced(ctx context.Context, id string, sk sinkEntry, res message
 		detail += " (message " + res.MessageID + ")"
 	}
 	s.deps.Trace.Record(ctx, id, trace.Step{Stage: envelope.StageNotifier, Outcome: "posted", Detail: detail})
+}
+
+// blocked is the decision when a claim was not ours to take: wait for the
+// delivery in flight (not a failure: it finishes, or its lease runs out
+// after a crash, so waiting never dead-letters), stop for a sink that failed
+// for good, or nil when it was already delivered.
+func blocked(t taken, sk sinkEntry) error {
+	switch {
+	case t.wait > 0:
+		return retry.Wait(t.wait, "sink "+sk.name+": "+errBusy.Error())
+	case t.prior != nil && t.prior.State == claimFailed:
+		return retry.Permanent(fmt.Errorf("sink %s: %s", sk.name, t.prior.Reason))
+	}
+	return nil
 }
