@@ -89,7 +89,9 @@ func (r *Recorder) Received(ctx context.Context, env *envelope.Envelope, outcome
 		t.GroupKey = env.Notification.GroupKey
 		t.AlertName = env.AlertName()
 		t.Fingerprints = fps
-		t.Steps = append(t.Steps, Step{Stage: envelope.StageIngest, At: time.Now().UTC(), Outcome: outcome, Detail: detail})
+		// At is the receipt, not this write: ingest records it beside its
+		// answer, so a later stage may have written first.
+		t.Steps = append(t.Steps, Step{Stage: envelope.StageIngest, At: env.ReceivedAt.UTC(), Outcome: outcome, Detail: detail})
 	})
 	for _, fp := range fps {
 		if err := r.addToIndex(ctx, fpKey(fp), env.ID); err != nil {
@@ -257,6 +259,9 @@ func (r *Recorder) get(ctx context.Context, id string) (Timeline, error) {
 	if err := json.Unmarshal(e.Value(), &t); err != nil {
 		return Timeline{}, fmt.Errorf("decode trace %s: %w", id, err)
 	}
+	// Stages write concurrently; the timeline reads in the order things
+	// happened, not the order they were written.
+	sort.SliceStable(t.Steps, func(i, j int) bool { return t.Steps[i].At.Before(t.Steps[j].At) })
 	return t, nil
 }
 

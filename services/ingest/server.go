@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -54,6 +55,12 @@ type Server struct {
 	// digests in constant time leaks neither content nor length.
 	bearer [32]byte
 	basic  [32]byte
+	// The trace write of a receipt (a few KV round trips per alert) runs
+	// beside the answer, not before it: Alertmanager waits on ingest, the
+	// trace is for people. traceSlots bounds those writes; Run waits for
+	// them before it returns.
+	traceSlots chan struct{}
+	traces     sync.WaitGroup
 }
 
 type metrics struct {
@@ -112,7 +119,8 @@ func New(cfg Config, deps stage.Deps, opts Options) (*Server, error) {
 	deps.Log = deps.Log.With(zap.String("stage", envelope.StageIngest))
 	s := &Server{
 		cfg: cfg, deps: deps, opts: opts, m: newMetrics(deps.Metrics),
-		health: &ops.Health{JS: deps.JS, Checkers: opts.Checkers},
+		health:     &ops.Health{JS: deps.JS, Checkers: opts.Checkers},
+		traceSlots: make(chan struct{}, maxTraceWrites),
 	}
 	if cfg.Auth.BearerToken.Set() {
 		s.bearer = sha256.Sum256([]byte(cfg.Auth.BearerToken.Reveal()))
@@ -139,7 +147,35 @@ func (s *Server) URL() string { return "http://" + s.Addr().String() + AlertsPat
 func (s *Server) Run(ctx context.Context) error {
 	s.deps.Log.Info("ingest listening",
 		zap.String("url", s.URL()), zap.Stringer("auth", s.cfg.Auth))
-	return s.srv.Serve(ctx)
+	err := s.srv.Serve(ctx)
+	s.traces.Wait()
+	return err
+}
+
+// maxTraceWrites bounds receipt traces in flight; beyond it a request
+// writes its own trace before answering, which slows senders rather than
+// growing goroutines without end.
+const maxTraceWrites = 64
+
+func (s *Server) traceReceived(rctx context.Context, env *envelope.Envelope, status string) {
+	if s.opts.Trace == nil {
+		return
+	}
+	record := func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(rctx), 2*time.Second)
+		defer cancel()
+		n := env.Notification
+		s.opts.Trace.Received(ctx, env, status, fmt.Sprintf("%d alerts, %s", len(n.Alerts), n.Status))
+	}
+	select {
+	case s.traceSlots <- struct{}{}:
+		s.traces.Go(func() {
+			defer func() { <-s.traceSlots }()
+			record()
+		})
+	default:
+		record()
+	}
 }
 
 // Handler exposes the HTTP handler (tests, benchmarks).
@@ -297,11 +333,7 @@ func (s *Server) receive(c echo.Context) error {
 	}
 	s.deps.Log.Info("notification received", zap.String("alert_id", env.ID), zap.String("status", status),
 		zap.String("alertname", env.AlertName()), zap.Int("alerts", len(w.Alerts)))
-	if s.opts.Trace != nil {
-		tctx, tcancel := context.WithTimeout(context.WithoutCancel(req.Context()), 2*time.Second)
-		s.opts.Trace.Received(tctx, env, status, fmt.Sprintf("%d alerts, %s", len(w.Alerts), w.Status))
-		tcancel()
-	}
+	s.traceReceived(req.Context(), env, status)
 	return c.JSON(http.StatusOK, Accepted{ID: env.ID, Status: status, Alerts: len(w.Alerts)})
 }
 

@@ -281,8 +281,12 @@ func TestTraceEndpointBehindAuth(t *testing.T) {
 	}
 	assert.Equal(t, http.StatusUnauthorized, get(AlertsPath+"/"+a.ID, "").Code)
 	for _, key := range []string{a.ID, "0011223344556677"} { // notification id, alert fingerprint
-		rec := get(AlertsPath+"/"+key, "Bearer tok")
-		require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+		// The receipt is traced beside the answer, so it shows up shortly after.
+		var rec *httptest.ResponseRecorder
+		require.Eventually(t, func() bool {
+			rec = get(AlertsPath+"/"+key, "Bearer tok")
+			return rec.Code == http.StatusOK
+		}, 10*time.Second, 10*time.Millisecond, "trace of %s never appeared", key)
 		var ts []trace.Timeline
 		require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &ts))
 		require.Len(t, ts, 1)
