@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 	k8stypes "k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
 
+	"github.com/smart-k8s-monitor/smart-k8s-monitor/cmd/smartmon/internal/proctest"
 	"github.com/smart-k8s-monitor/smart-k8s-monitor/pkg/envelope"
 	"github.com/smart-k8s-monitor/smart-k8s-monitor/services/advisor/fakellm"
 	"github.com/smart-k8s-monitor/smart-k8s-monitor/services/enricher"
@@ -39,23 +39,6 @@ func (logs) Tail(_ context.Context, _, _, _ string, previous bool, _ int, _ int6
 	return "2026-11-26T02:46:30Z starting payments-api v1.8.1\n" +
 		"2026-11-26T02:46:30Z loaded AWS_SECRET_ACCESS_KEY=" + planted + "\n" +
 		"2026-11-26T02:46:31Z FATAL: config key DB_HOST missing\n", false, nil
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // crashLoopCluster is the cluster behind envelope.SampleCrashLoop: a
@@ -133,7 +116,7 @@ func TestTheThreeAMMessage(t *testing.T) {
 	})
 	on := true
 	cfg.Notifier.Console = &on
-	console := &syncBuffer{}
+	console := &proctest.SyncBuffer{}
 	now := time.Now()
 	ctx, cancel := context.WithCancel(context.Background())
 	a, err := New(ctx, cfg, zaptest.NewLogger(t), Options{

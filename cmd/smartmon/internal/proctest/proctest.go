@@ -52,7 +52,7 @@ func FreeAddr(t testing.TB) string {
 type Proc struct {
 	Cmd    *exec.Cmd
 	Listen string
-	Logs   *bytes.Buffer
+	Logs   *SyncBuffer
 	done   chan struct{}
 }
 
@@ -68,9 +68,9 @@ func Start(t testing.TB, bin, dataDir string, env map[string]string) *Proc {
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	logs := &bytes.Buffer{}
+	logs := &SyncBuffer{}
 	cmd.Stdout = io.Discard
-	cmd.Stderr = &syncWriter{w: logs}
+	cmd.Stderr = logs
 	require.NoError(t, cmd.Start())
 	p := &Proc{Cmd: cmd, Listen: listen, Logs: logs, done: make(chan struct{})}
 	go func() { _ = cmd.Wait(); close(p.done) }()
@@ -129,15 +129,25 @@ func (p *Proc) Stop(t testing.TB) {
 	}
 }
 
-type syncWriter struct {
+// SyncBuffer is a bytes.Buffer safe to write from one goroutine (a child
+// process's output, a console sink) while a test reads it.
+type SyncBuffer struct {
 	mu sync.Mutex
-	w  io.Writer
+	b  bytes.Buffer
 }
 
-func (s *syncWriter) Write(b []byte) (int, error) {
+// Write appends p.
+func (s *SyncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.w.Write(b)
+	return s.b.Write(p)
+}
+
+// String returns what was written so far.
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // Sink records generic-webhook posts.
