@@ -148,8 +148,11 @@ func (c *claims) put(ctx context.Context, key string, cl claim) error {
 }
 
 // release drops our pending claim after a transient failure, so the retry
-// can take it at once.
+// can take it at once. It runs even when ctx is done (a shutdown cut the
+// post short): otherwise the restarted notifier would wait out the lease.
 func (c *claims) release(ctx context.Context, key string, rev uint64) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
 	_ = c.kv.Delete(ctx, key, jetstream.LastRevision(rev))
 }
 

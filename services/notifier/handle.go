@@ -156,11 +156,16 @@ func (s *Stage) deliver(ctx context.Context, cl *claims, sk sinkEntry, env *enve
 		// Nothing posted yet on this sink: post the full message, advice
 		// included; the later "unavailable" delivery will find it done.
 	}
+	if err := sk.take(ctx); err != nil {
+		return err
+	}
 	t, err := cl.take(ctx, nkey, seq)
 	if err != nil {
+		sk.done()
 		return err
 	}
 	if !t.proceed {
+		sk.done()
 		if err := blocked(t, sk); err != nil {
 			return err
 		}
@@ -172,7 +177,9 @@ func (s *Stage) deliver(ctx context.Context, cl *claims, sk sinkEntry, env *enve
 		s.skipped.WithLabelValues(sk.name).Inc()
 		return nil
 	}
-	// The living message of the incident, on sinks that can edit.
+	// The living message of the incident, on sinks that can edit. Read
+	// and written within the turn, so the next alert of the group edits
+	// the message this one posts.
 	var living string
 	gkey := groupKeyFor(env.Notification.GroupKey, sk.name)
 	if sk.typ == TypeDiscord {
@@ -180,21 +187,18 @@ func (s *Stage) deliver(ctx context.Context, cl *claims, sk sinkEntry, env *enve
 			living = g.MessageID
 		}
 	}
-	res, err := sk.n.Notify(ctx, message.Request{Env: env, Msg: msg, Kind: message.KindNotify, MessageID: living})
-	if err != nil {
-		return s.failed(ctx, cl, sk, nkey, t.rev, seq, err, log)
-	}
-	s.count(sk, res, message.KindNotify)
-	s.traced(ctx, env.ID, sk, res, message.KindNotify)
-	if err := cl.put(ctx, nkey, claim{State: claimDone, MessageID: res.MessageID, Advice: env.Advice.Available()}); err != nil {
-		log.Error("posted, but the claim could not be recorded: a redelivery may post again", zap.Error(err))
-		return nil
-	}
-	if res.MessageID != "" {
+	req := message.Request{Env: env, Msg: msg, Kind: message.KindNotify, MessageID: living}
+	res, err := s.send(ctx, cl, sk, nkey, t.rev, seq, req, env.Advice.Available(), log)
+	if err == nil && res.MessageID != "" {
 		if err := cl.putGroup(ctx, gkey, group{MessageID: res.MessageID, Resolved: !env.Firing()}); err != nil {
 			log.Warn("could not remember the message id; later updates post anew", zap.Error(err))
 		}
 	}
+	sk.done()
+	if err != nil {
+		return err
+	}
+	s.traced(ctx, env.ID, sk, res, req.Kind)
 	return nil
 }
 
@@ -202,27 +206,50 @@ func (s *Stage) deliver(ctx context.Context, cl *claims, sk sinkEntry, env *enve
 func (s *Stage) post(ctx context.Context, cl *claims, sk sinkEntry, key string, env *envelope.Envelope, msg *message.Message,
 	kind message.Kind, messageID string, seq uint64, log *zap.Logger,
 ) error {
+	if err := sk.take(ctx); err != nil {
+		return err
+	}
 	t, err := cl.take(ctx, key, seq)
 	if err != nil {
+		sk.done()
 		return err
 	}
 	if !t.proceed {
+		sk.done()
 		if err := blocked(t, sk); err != nil {
 			return err
 		}
 		s.skipped.WithLabelValues(sk.name).Inc()
 		return nil
 	}
-	res, err := sk.n.Notify(ctx, message.Request{Env: env, Msg: msg, Kind: kind, MessageID: messageID})
+	req := message.Request{Env: env, Msg: msg, Kind: kind, MessageID: messageID}
+	res, err := s.send(ctx, cl, sk, key, t.rev, seq, req, true, log)
+	sk.done()
 	if err != nil {
-		return s.failed(ctx, cl, sk, key, t.rev, seq, err, log)
+		return err
 	}
-	s.count(sk, res, kind)
 	s.traced(ctx, env.ID, sk, res, kind)
-	if err := cl.put(ctx, key, claim{State: claimDone, MessageID: res.MessageID, Advice: true}); err != nil {
+	return nil
+}
+
+// send posts req under the claim key (ours at rev) and records the outcome.
+// The caller holds the sink's turn from taking the claim until after send:
+// a claim is pending only while its post is the one in flight, and the next
+// post leaves only once this one is on record. After a crash, then, at most
+// one message per sink waits out the claim lease and may be posted twice;
+// everything else is posted at once by the restarted notifier.
+func (s *Stage) send(ctx context.Context, cl *claims, sk sinkEntry, key string, rev, seq uint64,
+	req message.Request, advice bool, log *zap.Logger,
+) (message.Result, error) {
+	res, err := sk.n.Notify(ctx, req)
+	if err != nil {
+		return res, s.failed(ctx, cl, sk, key, rev, seq, err, log)
+	}
+	if err := cl.put(ctx, key, claim{State: claimDone, MessageID: res.MessageID, Advice: advice}); err != nil {
 		log.Error("posted, but the claim could not be recorded: a redelivery may post again", zap.Error(err))
 	}
-	return nil
+	s.count(sk, res, req.Kind)
+	return res, nil
 }
 
 func (s *Stage) count(sk sinkEntry, res message.Result, kind message.Kind) {

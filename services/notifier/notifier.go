@@ -65,7 +65,28 @@ type sinkEntry struct {
 	name string
 	typ  string
 	n    message.Notifier
+	// turn holds one token: a sink posts a message and records that it
+	// did (the claim) before its next post leaves. A crash can then leave
+	// at most one message per sink that the platform took but the claims
+	// do not know of, which is the one post a restart may repeat.
+	turn chan struct{}
 }
+
+func newSink(name, typ string, n message.Notifier) sinkEntry {
+	return sinkEntry{name: name, typ: typ, n: n, turn: make(chan struct{}, 1)}
+}
+
+// take waits for the sink's turn; done gives it back.
+func (sk sinkEntry) take(ctx context.Context) error {
+	select {
+	case sk.turn <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("sink %s: waiting for the post in flight: %w", sk.name, ctx.Err())
+	}
+}
+
+func (sk sinkEntry) done() { <-sk.turn }
 
 // Stage is the notifier.
 type Stage struct {
@@ -117,7 +138,7 @@ func New(cfg Config, deps stage.Deps, opts ...Option) (*Stage, error) {
 	s := &Stage{cfg: cfg, deps: deps, log: log, http: hc, sinks: map[string]sinkEntry{}, now: o.now}
 	var names []string
 	if cfg.ConsoleEnabled() {
-		s.sinks[ConsoleSink] = sinkEntry{name: ConsoleSink, typ: "console", n: console.New(o.console)}
+		s.sinks[ConsoleSink] = newSink(ConsoleSink, "console", console.New(o.console))
 		names = append(names, ConsoleSink)
 	}
 	for _, sc := range cfg.Sinks {
@@ -138,7 +159,7 @@ func New(cfg Config, deps stage.Deps, opts ...Option) (*Stage, error) {
 		default:
 			return nil, fmt.Errorf("notifier: sink %s: unknown type %q", sc.Name, sc.Type)
 		}
-		s.sinks[sc.Name] = sinkEntry{name: sc.Name, typ: sc.Type, n: n}
+		s.sinks[sc.Name] = newSink(sc.Name, sc.Type, n)
 		names = append(names, sc.Name)
 	}
 	s.router, err = NewRouter(cfg.Routes, cfg.DefaultRoute, names)
