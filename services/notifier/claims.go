@@ -2,6 +2,7 @@ package notifier
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
 )
 
 // Claim states.
@@ -33,6 +35,14 @@ type claim struct {
 	Reason string `json:"reason,omitempty"`
 	// Seq is the stream sequence of the message that failed.
 	Seq uint64 `json:"seq,omitempty"`
+	// Owner is the notifier process that holds a pending claim; its
+	// heartbeat tells the others whether it is still alive.
+	Owner string `json:"owner,omitempty"`
+}
+
+// heartbeat is the value of an owner's key.
+type heartbeat struct {
+	At time.Time `json:"at"`
 }
 
 // group is the living message of an incident (a groupKey) on a sink that
@@ -44,6 +54,7 @@ type group struct {
 }
 
 func notifyKey(id, sink string) string   { return "n." + id + "." + sink }
+func ownerKey(owner string) string       { return "o." + owner }
 func followupKey(id, sink string) string { return "f." + id + "." + sink }
 func groupKeyFor(groupKey, sink string) string {
 	h := sha256.Sum256([]byte(groupKey))
@@ -51,10 +62,98 @@ func groupKeyFor(groupKey, sink string) string {
 }
 
 // claims wraps the KV bucket.
+//
+// A pending claim is normally left to its holder until the lease runs out
+// (the longest a post can take). When the holder is another process whose
+// heartbeat has stopped (it was killed), the claim is taken over as soon
+// as the heartbeat is stale instead: after a crash, the one post per sink
+// that was in flight waits seconds, not the whole lease.
 type claims struct {
 	kv    jetstream.KeyValue
 	lease time.Duration
 	now   func() time.Time
+	log   *zap.Logger
+	owner string        // this process, written into the claims it takes
+	every time.Duration // heartbeat interval
+	stale time.Duration // a heartbeat older than this belongs to a dead process
+}
+
+func newClaims(kv jetstream.KeyValue, lease time.Duration, now func() time.Time, log *zap.Logger) (*claims, error) {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, fmt.Errorf("owner id: %w", err)
+	}
+	// Stale after a fifth of the lease, at most 10 s; beats five times
+	// within that, so a few lost writes or a slow NATS leader election do
+	// not make a live process look dead.
+	stale := min(lease/5, 10*time.Second)
+	return &claims{kv: kv, lease: lease, now: now, log: log, owner: hex.EncodeToString(b[:]), every: stale / 5, stale: stale}, nil
+}
+
+// beat writes this process's heartbeat at once, then every c.every until
+// ctx ends, and removes it then (its claims were released or finished).
+// The first write is synchronous so that no claim of ours exists without a
+// heartbeat.
+func (c *claims) beat(ctx context.Context) (wait func(), err error) {
+	put := func(ctx context.Context) error {
+		b, err := json.Marshal(heartbeat{At: c.now().UTC()})
+		if err != nil {
+			return err
+		}
+		_, err = c.kv.Put(ctx, ownerKey(c.owner), b)
+		return err
+	}
+	if err := put(ctx); err != nil {
+		return nil, fmt.Errorf("write heartbeat: %w", err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(c.every)
+		defer t.Stop()
+		failing := false
+		for {
+			select {
+			case <-ctx.Done():
+				dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+				_ = c.kv.Delete(dctx, ownerKey(c.owner))
+				cancel()
+				return
+			case <-t.C:
+				if err := put(ctx); err != nil && ctx.Err() == nil {
+					if !failing {
+						c.log.Warn("cannot write the notifier heartbeat; other notifiers may take over its posts in flight", zap.Error(err))
+					}
+					failing = true
+				} else {
+					failing = false
+				}
+			}
+		}
+	}()
+	return func() { <-done }, nil
+}
+
+// holderGone reports whether the process that owns a pending claim has
+// stopped: its heartbeat is missing or stale. Any doubt (a read error)
+// says no, and the lease decides.
+func (c *claims) holderGone(ctx context.Context, owner string) (time.Duration, bool) {
+	if owner == "" || owner == c.owner {
+		return 0, false
+	}
+	e, err := c.kv.Get(ctx, ownerKey(owner))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return 0, true
+	}
+	if err != nil {
+		return 0, false
+	}
+	var hb heartbeat
+	if json.Unmarshal(e.Value(), &hb) != nil {
+		return 0, false
+	}
+	age := c.now().Sub(hb.At)
+	return age, age > c.stale
 }
 
 // errBusy means another worker holds the claim right now.
@@ -87,7 +186,7 @@ func (c *claims) get(ctx context.Context, key string) (*claim, uint64, error) {
 
 // take tries to own key for the delivery of message seq.
 func (c *claims) take(ctx context.Context, key string, seq uint64) (taken, error) {
-	pending, err := json.Marshal(claim{State: claimPending, At: c.now().UTC()})
+	pending, err := json.Marshal(claim{State: claimPending, At: c.now().UTC(), Owner: c.owner})
 	if err != nil {
 		return taken{}, fmt.Errorf("encode claim: %w", err)
 	}
@@ -114,7 +213,12 @@ func (c *claims) take(ctx context.Context, key string, seq uint64) (taken, error
 				return taken{prior: cl}, nil
 			case cl.State == claimPending:
 				if age := c.now().Sub(cl.At); age < c.lease {
-					return taken{wait: min(c.lease-age, 5*time.Second)}, nil
+					hb, gone := c.holderGone(ctx, cl.Owner)
+					if !gone {
+						return taken{wait: min(c.lease-age, c.every, 5*time.Second)}, nil
+					}
+					c.log.Info("taking over a post in flight of a notifier that stopped",
+						zap.String("key", key), zap.String("holder", cl.Owner), zap.Duration("heartbeat_age", hb.Round(time.Millisecond)))
 				}
 				// The holder crashed mid-delivery: take over. This is
 				// the one case that can post twice (the crash may have

@@ -70,10 +70,11 @@ func startStage(t *testing.T, e *jsxtest.Env, cfg notifier.Config) *running {
 	return startStageB(t, e, cfg)
 }
 
-func startStageB(t testing.TB, e *jsxtest.Env, cfg notifier.Config) *running {
+func startStageB(t testing.TB, e *jsxtest.Env, cfg notifier.Config, obs ...jsx.Observer) *running {
 	t.Helper()
 	r := &running{console: &syncBuffer{}, reg: prometheus.NewRegistry()}
-	s, err := notifier.New(cfg, stage.Deps{JS: e.JS, NATS: e.Config, Log: zap.NewNop(), Metrics: r.reg}, notifier.WithConsole(r.console))
+	deps := stage.Deps{JS: e.JS, NATS: e.Config, Log: zap.NewNop(), Metrics: r.reg, Observer: jsx.Observers(obs)}
+	s, err := notifier.New(cfg, deps, notifier.WithConsole(r.console))
 	require.NoError(t, err)
 	r.stage = s
 	ctx, cancel := context.WithCancel(context.Background())

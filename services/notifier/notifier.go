@@ -207,8 +207,24 @@ func (s *Stage) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("notifier: %w", err)
 	}
+	cl, err := newClaims(kv, s.cfg.ClaimLease, s.now, s.log)
+	if err != nil {
+		return fmt.Errorf("notifier: %w", err)
+	}
+	// The heartbeat outlives the loops: posts finishing during the drain
+	// still hold claims.
+	beatCtx, stopBeat := context.WithCancel(context.WithoutCancel(ctx))
+	beatDone, err := cl.beat(beatCtx)
+	if err != nil {
+		stopBeat()
+		return fmt.Errorf("notifier: %w", err)
+	}
+	defer func() {
+		stopBeat()
+		beatDone()
+	}()
 	s.mu.Lock()
-	s.claims = &claims{kv: kv, lease: s.cfg.ClaimLease, now: s.now}
+	s.claims = cl
 	s.mu.Unlock()
 
 	type consumer struct {
@@ -234,7 +250,7 @@ func (s *Stage) Run(ctx context.Context) error {
 			AckWait:     c.spec.AckWait,
 		}, js, cons, c.h, s.log.With(zap.String("consumer", c.spec.Name)), s.deps.Observer))
 	}
-	s.log.Info("notifier running", zap.Strings("sinks", s.Sinks()),
+	s.log.Info("notifier running", zap.Strings("sinks", s.Sinks()), zap.String("owner", cl.owner),
 		zap.Duration("advice_deadline", s.cfg.AdviceDeadline), zap.Duration("overdue_grace", s.cfg.OverdueGrace))
 	var wg sync.WaitGroup
 	errs := make([]error, len(loops))

@@ -18,6 +18,7 @@ import (
 	"github.com/smart-k8s-monitor/smart-k8s-monitor/pkg/jsx"
 	"github.com/smart-k8s-monitor/smart-k8s-monitor/pkg/jsx/jsxtest"
 	"github.com/smart-k8s-monitor/smart-k8s-monitor/services/notifier"
+	"github.com/smart-k8s-monitor/smart-k8s-monitor/services/notifier/notifiertest"
 )
 
 // pendingClaims counts the claims of a sink that say "pending".
@@ -106,4 +107,94 @@ func TestOneClaimPendingPerSink(t *testing.T) {
 		assert.Equal(t, 1, c, "posts of %s", id)
 	}
 	assert.Zero(t, pendingClaims(t, e, "hook"))
+}
+
+// waits counts, per notification id, the deliveries a stage answered with
+// "wait" (a claim held by someone else).
+type waits struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (w *waits) Handled(_ string, d *jsx.Delivery, o jsx.Outcome, _ time.Duration, _ error) {
+	if o != jsx.OutcomeWait || d.Envelope == nil {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.n[d.Envelope.ID]++
+}
+
+func (w *waits) of(id string) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.n[id]
+}
+
+// TestPostsOfAStoppedNotifierAreTakenOverWithoutWaitingOutTheLease: claims
+// left pending by notifiers that died (heartbeat missing or stale) are
+// taken over at once; a claim whose holder still beats is left alone until
+// that holder stops.
+func TestPostsOfAStoppedNotifierAreTakenOverWithoutWaitingOutTheLease(t *testing.T) {
+	e := jsxtest.Start(t)
+	ctx := context.Background()
+	hook := notifiertest.NewWebhook(t)
+	kv, err := jsx.KeyValue(ctx, e.JS, jsx.BucketClaims, 7*24*time.Hour, 1)
+	require.NoError(t, err)
+	put := func(key string, v any) {
+		t.Helper()
+		b, err := json.Marshal(v)
+		require.NoError(t, err)
+		_, err = kv.Put(ctx, key, b)
+		require.NoError(t, err)
+	}
+	type pending struct {
+		State string    `json:"state"`
+		At    time.Time `json:"at"`
+		Owner string    `json:"owner"`
+	}
+	killed := withAdvice(testEnvelope(t, "killed", 1, envelope.StatusFiring))   // no heartbeat at all
+	frozen := withAdvice(testEnvelope(t, "frozen", 1, envelope.StatusFiring))   // heartbeat a minute old
+	running := withAdvice(testEnvelope(t, "running", 1, envelope.StatusFiring)) // heartbeat fresh
+	now := time.Now().UTC()
+	put("n."+killed.ID+".hook", pending{State: "pending", At: now, Owner: "0badc0de"})
+	put("n."+frozen.ID+".hook", pending{State: "pending", At: now, Owner: "f0f0f0f0"})
+	put("o.f0f0f0f0", map[string]time.Time{"at": now.Add(-time.Minute)})
+	put("n."+running.ID+".hook", pending{State: "pending", At: now, Owner: "a11ve000"})
+	beat := func() { put("o.a11ve000", map[string]time.Time{"at": time.Now().UTC()}) }
+	beat()
+
+	cfg := fastConfig(sink("hook", notifier.TypeWebhook, hook.URL()))
+	cfg.ClaimLease = 10 * time.Minute // far beyond the test: any post here is a take-over
+	cfg.AdviceDeadline = 10 * time.Minute
+	w := &waits{n: map[string]int{}}
+	startStageB(t, e, cfg, w)
+	for _, env := range []*envelope.Envelope{killed, frozen, running} {
+		publish(t, e, jsx.SubjectAdvised, env)
+	}
+	posted := func() map[string]int {
+		out := map[string]int{}
+		for _, r := range hook.Accepted() {
+			got, err := envelope.Decode(r.Body)
+			require.NoError(t, err)
+			out[got.ID]++
+		}
+		return out
+	}
+	require.Eventually(t, func() bool {
+		p := posted()
+		return p[killed.ID] == 1 && p[frozen.ID] == 1
+	}, 10*time.Second, 10*time.Millisecond, "claims of dead notifiers were not taken over")
+	// The live holder keeps beating: the notifier comes back to its claim
+	// and waits, more than once, without posting.
+	require.Eventually(t, func() bool {
+		beat()
+		return w.of(running.ID) >= 2
+	}, 10*time.Second, 50*time.Millisecond)
+	assert.Zero(t, posted()[running.ID], "posted although the holder is alive")
+	// The holder stops cleanly (its heartbeat goes): taken over.
+	require.NoError(t, kv.Delete(ctx, "o.a11ve000"))
+	require.Eventually(t, func() bool { return posted()[running.ID] == 1 }, 10*time.Second, 10*time.Millisecond)
+	p := posted()
+	assert.Equal(t, map[string]int{killed.ID: 1, frozen.ID: 1, running.ID: 1}, p)
 }
