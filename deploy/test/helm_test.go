@@ -250,6 +250,7 @@ func checkEnricherRBAC(t *testing.T, objs []any) {
 	allowed := map[string]bool{
 		"pods": true, "pods/log": true, "events": true, "replicasets": true, "deployments": true,
 		"statefulsets": true, "daemonsets": true, "jobs": true, "cronjobs": true, "nodes": true,
+		"persistentvolumeclaims": true, "storageclasses": true, "horizontalpodautoscalers": true,
 	}
 	var rules []rbacv1.PolicyRule
 	for _, r := range ofType[*rbacv1.ClusterRole](objs) {

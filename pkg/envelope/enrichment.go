@@ -47,6 +47,16 @@ type EnrichmentDetail struct {
 	Pods      []PodEvidence      `json:"pods,omitempty"`
 	Workloads []WorkloadEvidence `json:"workloads,omitempty"`
 	Nodes     []NodeEvidence     `json:"nodes,omitempty"`
+	// PVCs are the PersistentVolumeClaims the alerts name, and the unbound
+	// claims of Pending pods.
+	PVCs []PVCEvidence `json:"pvcs,omitempty"`
+	// MorePVCs names the alert group's claims beyond the enricher's limit,
+	// which were not looked at.
+	MorePVCs []string `json:"morePVCs,omitempty"`
+	// HPAs are the HorizontalPodAutoscalers the alerts name.
+	HPAs []HPAEvidence `json:"hpas,omitempty"`
+	// MoreHPAs names the alert group's autoscalers beyond the limit.
+	MoreHPAs []string `json:"moreHPAs,omitempty"`
 	// APICalls is how many Kubernetes API requests the enrichment made.
 	APICalls int `json:"apiCalls,omitempty"`
 	// Bytes is the size of Text plus the structured evidence, after the
@@ -165,4 +175,71 @@ type NodeEvidence struct {
 	Gone          bool                `json:"gone,omitempty"`
 	// Events of a node that is not Ready (NodeNotReady, Rebooted, ...).
 	Events []EventEvidence `json:"events,omitempty"`
+}
+
+// PVCEvidence is a PersistentVolumeClaim: what `kubectl describe pvc` shows,
+// plus whether its StorageClass allows expansion (the first question for a
+// filling volume) and which pods mount it.
+type PVCEvidence struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	// For is set when the claim was gathered because a Pending pod uses
+	// it ("pod web-0"), rather than because an alert names it.
+	For         string `json:"for,omitempty"`
+	Phase       string `json:"phase,omitempty"` // Pending | Bound | Lost
+	Terminating bool   `json:"terminating,omitempty"`
+	// Requested is spec.resources.requests.storage, Capacity the size of
+	// the bound volume (they differ while a resize is under way).
+	Requested    string   `json:"requested,omitempty"`
+	Capacity     string   `json:"capacity,omitempty"`
+	StorageClass string   `json:"storageClass,omitempty"`
+	AccessModes  []string `json:"accessModes,omitempty"`
+	VolumeMode   string   `json:"volumeMode,omitempty"`
+	Volume       string   `json:"volume,omitempty"` // bound PersistentVolume
+	// SelectedNode is the volume.kubernetes.io/selected-node annotation
+	// (WaitForFirstConsumer binding).
+	SelectedNode string `json:"selectedNode,omitempty"`
+	// Expandable is the StorageClass's allowVolumeExpansion; nil when the
+	// class was not looked at or could not be read.
+	Expandable *bool               `json:"expandable,omitempty"`
+	Conditions []ConditionEvidence `json:"conditions,omitempty"`
+	Events     []EventEvidence     `json:"events,omitempty"`
+	// UsedBy are pods that mount the claim, "name (status)", least healthy
+	// first; UsedByCount counts all of them. UsersUnknown is set when the
+	// pods could not be listed.
+	UsedBy       []string `json:"usedBy,omitempty"`
+	UsedByCount  int      `json:"usedByCount,omitempty"`
+	UsersUnknown bool     `json:"usersUnknown,omitempty"`
+	// Gone is set when the claim does not exist.
+	Gone bool `json:"gone,omitempty"`
+}
+
+// HPAEvidence is a HorizontalPodAutoscaler (autoscaling/v2): its bounds,
+// replicas, metrics against their targets and conditions. Its scale
+// target is gathered as a workload beside it.
+type HPAEvidence struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	// Target is the scaleTargetRef, "Kind/name"; TargetGone is set when
+	// it does not exist.
+	Target          string              `json:"target,omitempty"`
+	TargetGone      bool                `json:"targetGone,omitempty"`
+	MinReplicas     int32               `json:"minReplicas,omitempty"`
+	MaxReplicas     int32               `json:"maxReplicas,omitempty"`
+	CurrentReplicas int32               `json:"currentReplicas"`
+	DesiredReplicas int32               `json:"desiredReplicas"`
+	Metrics         []HPAMetricEvidence `json:"metrics,omitempty"`
+	Conditions      []ConditionEvidence `json:"conditions,omitempty"`
+	LastScale       *time.Time          `json:"lastScale,omitempty"`
+	Events          []EventEvidence     `json:"events,omitempty"`
+	// Gone is set when the autoscaler does not exist.
+	Gone bool `json:"gone,omitempty"`
+}
+
+// HPAMetricEvidence is one metric of an autoscaler, e.g. cpu at "182%"
+// against a target of "70%".
+type HPAMetricEvidence struct {
+	Name    string `json:"name"`
+	Current string `json:"current,omitempty"` // empty when not yet known
+	Target  string `json:"target,omitempty"`
 }

@@ -13,9 +13,11 @@ import (
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -154,6 +156,26 @@ func (l *loader) create(ctx context.Context, o client.Object) (client.Object, er
 		return l.kc.BatchV1().Jobs(ns).UpdateStatus(ctx, j, u)
 	case *batchv1.CronJob:
 		return l.kc.BatchV1().CronJobs(ns).Create(ctx, v, c)
+	case *storagev1.StorageClass:
+		return l.kc.StorageV1().StorageClasses().Create(ctx, v, c)
+	case *corev1.PersistentVolumeClaim:
+		// Without a provisioner or PV controller a claim stays as set:
+		// a Bound claim's status is written as the controller would.
+		st := v.Status
+		pvc, err := l.kc.CoreV1().PersistentVolumeClaims(ns).Create(ctx, v, c)
+		if err != nil || st.Phase == "" {
+			return pvc, err
+		}
+		pvc.Status = st
+		return l.kc.CoreV1().PersistentVolumeClaims(ns).UpdateStatus(ctx, pvc, u)
+	case *autoscalingv2.HorizontalPodAutoscaler:
+		st := v.Status
+		h, err := l.kc.AutoscalingV2().HorizontalPodAutoscalers(ns).Create(ctx, v, c)
+		if err != nil {
+			return nil, err
+		}
+		h.Status = st
+		return l.kc.AutoscalingV2().HorizontalPodAutoscalers(ns).UpdateStatus(ctx, h, u)
 	}
 	return nil, fmt.Errorf("loader: unsupported %T", o)
 }

@@ -11,8 +11,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -173,12 +175,17 @@ func event(name string, obj client.Object, kind, typ, reason, msg string, count 
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
 		InvolvedObject: corev1.ObjectReference{
 			Kind: kind, Namespace: obj.GetNamespace(), Name: obj.GetName(), UID: obj.GetUID(),
-			APIVersion: map[bool]string{true: "v1", false: "apps/v1"}[kind == "Pod" || kind == "Node"],
+			APIVersion: eventAPIVersion[kind],
 		},
 		Type: typ, Reason: reason, Message: msg, Count: count,
 		FirstTimestamp: at(last - 10*time.Minute), LastTimestamp: at(last),
 		Source: corev1.EventSource{Component: "kubelet"},
 	}
+}
+
+var eventAPIVersion = map[string]string{
+	"Pod": "v1", "Node": "v1", "PersistentVolumeClaim": "v1", "HorizontalPodAutoscaler": "autoscaling/v2",
+	"Deployment": "apps/v1", "ReplicaSet": "apps/v1", "StatefulSet": "apps/v1", "DaemonSet": "apps/v1", "Job": "batch/v1", "CronJob": "batch/v1",
 }
 
 // nodeEvent is an event about a node, recorded in "default" as the node
@@ -261,6 +268,40 @@ func scenarios() []scenario {
 	}}
 
 	node1 := node("node-1", corev1.ConditionTrue, "KubeletReady", "kubelet is posting ready status")
+
+	gp3 := storageClass("gp3", true)
+	postgres := &appsv1.StatefulSet{ObjectMeta: meta("postgres", "uid-sts-postgres"), Spec: appsv1.StatefulSetSpec{
+		Replicas: ptr(int32(1)), Selector: selector("postgres"), ServiceName: "postgres", Template: podTemplate(map[string]string{"app": "postgres"}, container("postgres", "postgres:17.2", "1Gi")),
+	}, Status: appsv1.StatefulSetStatus{Replicas: 1, ReadyReplicas: 1, CurrentRevision: "postgres-7f9c", UpdateRevision: "postgres-7f9c"}}
+	data := claim("data-postgres-0", "gp3", "10Gi", corev1.ClaimBound)
+	data.Spec.VolumeName = "pvc-0b7c2f3e-data"
+	data.Annotations = map[string]string{selectedNodeAnnotation: "node-1"}
+	pg := pod("postgres-0", postgres, map[string]string{"app": "postgres"}, container("postgres", "postgres:17.2", "1Gi"), "node-1", corev1.PodRunning,
+		&corev1.ContainerStatus{Ready: true, State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: at(-3 * time.Hour)}}})
+	mountClaim(pg, "data", "data-postgres-0")
+	// A neighbour in the namespace that mounts something else.
+	other := pod("metrics-exporter", nil, nil, container("exporter", "prom/postgres-exporter:0.16", "64Mi"), "node-1", corev1.PodRunning,
+		&corev1.ContainerStatus{Ready: true, State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: at(-3 * time.Hour)}}})
+	mountClaim(other, "scratch", "exporter-scratch")
+
+	fast := storageClass("fast", false)
+	uploads := claim("uploads", "fast", "50Gi", corev1.ClaimPending)
+
+	uploader := pod("uploader-0", nil, nil, container("uploader", "acme/uploader:3.1", "256Mi"), "", corev1.PodPending, nil)
+	uploader.Status.Conditions = []corev1.PodCondition{{
+		Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Reason: "Unschedulable",
+		Message: "0/3 nodes are available: pod has unbound immediate PersistentVolumeClaims. preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling.", LastTransitionTime: at(-4 * time.Minute),
+	}}
+	mountClaim(uploader, "scratch", "scratch")
+	mountClaim(uploader, "config", "uploader-config")
+	scratch := claim("scratch", "fast-ssd", "20Gi", corev1.ClaimPending)
+	bound := claim("uploader-config", "gp3", "1Gi", corev1.ClaimBound)
+
+	checkout := deployment("checkout", "4", "acme/checkout:2.0")
+	checkoutRS := replicaSet(checkout, "6c9d7f5b8", "4", "acme/checkout:2.0", -2*time.Hour)
+	checkoutPod := pod("checkout-6c9d7f5b8-k2m4p", checkoutRS, checkoutRS.Spec.Template.Labels, container("checkout", "acme/checkout:2.0", "512Mi"), "node-1", corev1.PodRunning,
+		&corev1.ContainerStatus{Ready: true, State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: at(-time.Hour)}}})
+	hpa := maxedHPA("checkout", "Deployment", "checkout")
 	node2 := node("node-2", corev1.ConditionUnknown, "NodeStatusUnknown", "Kubelet stopped posting node status.")
 
 	return []scenario{
@@ -366,6 +407,105 @@ func scenarios() []scenario {
 			},
 		},
 		{
+			name: "PVCFillingUp", objs: []client.Object{node1, gp3, postgres, data, pg, other},
+			labels: alertLabels("alertname", "KubePersistentVolumeFillingUp", "persistentvolumeclaim", "data-postgres-0", "job", "kubelet"),
+			check: func(t *testing.T, e *envelope.Enrichment, live bool) {
+				t.Helper()
+				assert.True(t, strings.HasPrefix(e.Headline, "PVC "), e.Headline)
+				assert.Contains(t, e.Headline, "/data-postgres-0 (10Gi, storage class gp3, expandable) is used by pod postgres-0")
+				require.Len(t, e.Detail.PVCs, 1)
+				c := e.Detail.PVCs[0]
+				assert.Equal(t, "Bound", c.Phase)
+				assert.Equal(t, "10Gi", c.Capacity)
+				assert.Equal(t, "10Gi", c.Requested)
+				require.NotNil(t, c.Expandable)
+				assert.True(t, *c.Expandable)
+				assert.Equal(t, []string{"ReadWriteOnce"}, c.AccessModes)
+				assert.Equal(t, "Filesystem", c.VolumeMode)
+				assert.Equal(t, "pvc-0b7c2f3e-data", c.Volume)
+				assert.Equal(t, "node-1", c.SelectedNode)
+				assert.Equal(t, []string{"postgres-0 (Running)"}, c.UsedBy, "the exporter mounts another claim")
+				assert.Contains(t, e.Text, ": Bound, capacity 10Gi, storage class gp3 (expandable), RWO, Filesystem, volume pvc-0b7c2f3e-data\n")
+				assert.Contains(t, e.Text, "  Used by 1 pod(s): postgres-0 (Running)\n")
+				require.Len(t, e.Detail.Pods, 1)
+				assert.Equal(t, "postgres-0", e.Detail.Pods[0].Name)
+				require.Len(t, e.Detail.Workloads, 1)
+				assert.Equal(t, "StatefulSet", e.Detail.Workloads[0].Kind)
+			},
+		},
+		{
+			name: "PVCPendingProvisioningFailed", objs: []client.Object{
+				fast, uploads,
+				event("uploads-failed", uploads, "PersistentVolumeClaim", "Warning", "ProvisioningFailed",
+					`failed to provision volume with StorageClass "fast": rpc error: code = ResourceExhausted desc = maximum number of volumes for this account reached`, 4, -2*time.Minute),
+				event("uploads-external", uploads, "PersistentVolumeClaim", "Normal", "ExternalProvisioning",
+					"Waiting for a volume to be created either by the external provisioner 'ebs.csi.aws.com' or manually by the system administrator.", 31, -10*time.Second),
+			},
+			labels: alertLabels("alertname", "KubePersistentVolumeErrors", "persistentvolumeclaim", "uploads"),
+			check: func(t *testing.T, e *envelope.Enrichment, live bool) {
+				t.Helper()
+				assert.Contains(t, e.Headline, `/uploads is Pending: failed to provision volume with StorageClass "fast": rpc error: code = ResourceExhausted`, "the newest warning, not the newest event")
+				assert.Contains(t, strings.Join(e.KeyEvidence, "\n"), "ProvisioningFailed: failed to provision volume")
+				c := e.Detail.PVCs[0]
+				assert.Equal(t, "Pending", c.Phase)
+				require.NotNil(t, c.Expandable)
+				assert.False(t, *c.Expandable)
+				require.Len(t, c.Events, 2)
+				assert.Equal(t, "ExternalProvisioning", c.Events[0].Reason, "newest first")
+				assert.Contains(t, e.Text, "/uploads: Pending, requested 50Gi, storage class fast (not expandable), RWO, Filesystem\n")
+				assert.Contains(t, e.Text, "Warning ProvisioningFailed x4")
+				assert.Contains(t, e.Text, "  Used by: no pod\n")
+			},
+		},
+		{
+			name: "PodPendingUnboundPVC", objs: []client.Object{
+				uploader, scratch, bound,
+				event("scratch-failed", scratch, "PersistentVolumeClaim", "Warning", "ProvisioningFailed", `storageclass.storage.k8s.io "fast-ssd" not found`, 12, -30*time.Second),
+				event("uploader-sched", uploader, "Pod", "Warning", "FailedScheduling", "0/3 nodes are available: pod has unbound immediate PersistentVolumeClaims. preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling.", 5, -time.Minute),
+			},
+			labels: alertLabels("alertname", "KubePodNotReady", "pod", "uploader-0"),
+			check: func(t *testing.T, e *envelope.Enrichment, live bool) {
+				t.Helper()
+				assert.Contains(t, e.Headline, "pod uploader-0 is Pending and unschedulable: 0/3 nodes are available: pod has unbound immediate PersistentVolumeClaims.")
+				assert.Contains(t, strings.Join(e.KeyEvidence, "\n"), `/scratch used by pod uploader-0 is Pending: storageclass.storage.k8s.io "fast-ssd" not found`)
+				require.Len(t, e.Detail.PVCs, 1, "the bound claim explains nothing")
+				c := e.Detail.PVCs[0]
+				assert.Equal(t, "scratch", c.Name)
+				assert.Equal(t, "pod uploader-0", c.For)
+				assert.Nil(t, c.Expandable, "a Pending pod's claim costs no StorageClass lookup")
+				assert.Contains(t, e.Text, "/scratch (of Pending pod uploader-0): Pending, requested 20Gi, storage class fast-ssd, RWO, Filesystem\n")
+				assert.Contains(t, e.Text, `Warning ProvisioningFailed x12`)
+			},
+		},
+		{
+			name: "HPAMaxedOut", objs: []client.Object{
+				node1, checkout, checkoutRS, checkoutPod, hpa,
+				event("checkout-rescale", hpa, "HorizontalPodAutoscaler", "Normal", "SuccessfulRescale", "New size: 10; reason: cpu resource utilization (percentage of request) above target", 1, -6*time.Minute),
+			},
+			labels: alertLabels("alertname", "KubeHpaMaxedOut", "horizontalpodautoscaler", "checkout", "job", "kube-state-metrics"),
+			check: func(t *testing.T, e *envelope.Enrichment, live bool) {
+				t.Helper()
+				assert.True(t, strings.HasPrefix(e.Headline, "HPA "), e.Headline)
+				assert.Contains(t, e.Headline, "/checkout is at its maximum of 10 replicas (ScalingLimited: TooManyReplicas); cpu 182% of target 70%")
+				assert.Contains(t, e.KeyEvidence, "ScalingLimited=True TooManyReplicas: the desired replica count is more than the maximum replica count")
+				require.Len(t, e.Detail.HPAs, 1)
+				h := e.Detail.HPAs[0]
+				assert.Equal(t, "Deployment/checkout", h.Target)
+				assert.Equal(t, int32(2), h.MinReplicas)
+				assert.Equal(t, int32(10), h.MaxReplicas)
+				assert.Equal(t, int32(10), h.CurrentReplicas)
+				assert.Equal(t, []envelope.HPAMetricEvidence{{Name: "cpu", Current: "182%", Target: "70%"}}, h.Metrics)
+				require.NotNil(t, h.LastScale)
+				assert.Contains(t, e.Text, "-> Deployment/checkout: 10 current, 10 desired replicas (min 2, max 10), last scaled ")
+				assert.Contains(t, e.Text, "  Metric cpu: 182% (target 70%)\n")
+				assert.Contains(t, e.Text, "Normal SuccessfulRescale x1")
+				require.Len(t, e.Detail.Workloads, 1, "the scale target")
+				assert.Equal(t, "Deployment", e.Detail.Workloads[0].Kind)
+				assert.Equal(t, 1, e.Detail.Workloads[0].Pods)
+				require.Len(t, e.Detail.Pods, 1)
+			},
+		},
+		{
 			name: "NodeNotReady", objs: []client.Object{node2, nodeEvent(node2, "NodeNotReady", "Node node-2 status is now: NodeNotReady", -50*time.Second)},
 			labels: map[string]string{"alertname": "KubeNodeNotReady", "node": "node-2", "severity": "warning"},
 			check: func(t *testing.T, e *envelope.Enrichment, live bool) {
@@ -387,6 +527,56 @@ func scenarios() []scenario {
 			},
 		},
 	}
+}
+
+func storageClass(name string, expand bool) *storagev1.StorageClass {
+	return &storagev1.StorageClass{
+		ObjectMeta: metav1.ObjectMeta{Name: name, UID: types.UID("uid-sc-" + name)}, Provisioner: "ebs.csi.aws.com",
+		AllowVolumeExpansion: ptr(expand), VolumeBindingMode: ptr(storagev1.VolumeBindingImmediate),
+	}
+}
+
+// claim builds a PersistentVolumeClaim; a Bound one has the requested
+// capacity.
+func claim(name, class, size string, phase corev1.PersistentVolumeClaimPhase) *corev1.PersistentVolumeClaim {
+	c := &corev1.PersistentVolumeClaim{ObjectMeta: meta(name, "uid-pvc-"+name), Spec: corev1.PersistentVolumeClaimSpec{
+		AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce}, StorageClassName: ptr(class),
+		VolumeMode: ptr(corev1.PersistentVolumeFilesystem),
+		Resources:  corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse(size)}},
+	}, Status: corev1.PersistentVolumeClaimStatus{Phase: phase}}
+	if phase == corev1.ClaimBound {
+		c.Status.AccessModes = c.Spec.AccessModes
+		c.Status.Capacity = corev1.ResourceList{corev1.ResourceStorage: resource.MustParse(size)}
+	}
+	return c
+}
+
+func mountClaim(p *corev1.Pod, volume, claim string) {
+	p.Spec.Volumes = append(p.Spec.Volumes, corev1.Volume{Name: volume, VolumeSource: corev1.VolumeSource{
+		PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: claim},
+	}})
+}
+
+// maxedHPA is an autoscaler at its maximum of 10 replicas, cpu at 182%
+// against a target of 70%, as the HPA controller reports it.
+func maxedHPA(name, kind, target string) *autoscalingv2.HorizontalPodAutoscaler {
+	return &autoscalingv2.HorizontalPodAutoscaler{ObjectMeta: meta(name, "uid-hpa-"+name), Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
+		ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: kind, Name: target},
+		MinReplicas:    ptr(int32(2)), MaxReplicas: 10,
+		Metrics: []autoscalingv2.MetricSpec{{Type: autoscalingv2.ResourceMetricSourceType, Resource: &autoscalingv2.ResourceMetricSource{
+			Name: corev1.ResourceCPU, Target: autoscalingv2.MetricTarget{Type: autoscalingv2.UtilizationMetricType, AverageUtilization: ptr(int32(70))},
+		}}},
+	}, Status: autoscalingv2.HorizontalPodAutoscalerStatus{
+		CurrentReplicas: 10, DesiredReplicas: 10, LastScaleTime: ptr(at(-6 * time.Minute)),
+		CurrentMetrics: []autoscalingv2.MetricStatus{{Type: autoscalingv2.ResourceMetricSourceType, Resource: &autoscalingv2.ResourceMetricStatus{
+			Name: corev1.ResourceCPU, Current: autoscalingv2.MetricValueStatus{AverageUtilization: ptr(int32(182)), AverageValue: ptr(resource.MustParse("182m"))},
+		}}},
+		Conditions: []autoscalingv2.HorizontalPodAutoscalerCondition{
+			{Type: autoscalingv2.AbleToScale, Status: corev1.ConditionTrue, Reason: "ReadyForNewScale", Message: "recommended size matches current size", LastTransitionTime: at(-6 * time.Minute)},
+			{Type: autoscalingv2.ScalingActive, Status: corev1.ConditionTrue, Reason: "ValidMetricFound", Message: "the HPA was able to successfully calculate a replica count from cpu resource utilization (percentage of request)", LastTransitionTime: at(-time.Hour)},
+			{Type: autoscalingv2.ScalingLimited, Status: corev1.ConditionTrue, Reason: "TooManyReplicas", Message: "the desired replica count is more than the maximum replica count", LastTransitionTime: at(-6 * time.Minute)},
+		},
+	}}
 }
 
 // webhook builds the notification Alertmanager would send for labels.

@@ -69,6 +69,22 @@ type gather struct {
 	container map[string]string
 	// gone are the alert pods that no longer exist, by namespace/pod.
 	gone map[string]bool
+	// missing are the workloads that answered 404, by Kind/namespace/name
+	// (an autoscaler's scale target may be gone).
+	missing map[string]bool
+	// detailed are the pods gathered in detail, by namespace/pod: a pod
+	// reached both from the alert and from a claim it mounts is shown once.
+	detailed map[string]bool
+	// pvcs are the claims gathered, by namespace/name.
+	pvcs map[string]bool
+	// nsPods caches one LIST of a namespace's pods for finding the pods
+	// that mount a claim; several claims in a namespace share it.
+	nsPods map[string]*nsPodList
+	// classes caches StorageClass lookups by name.
+	classes map[string]*bool
+	// claimPods counts the pods detailed because they mount an alert's
+	// claim, across all claims (at most cfg.PodsInDetail).
+	claimPods int
 }
 
 // target is what the alerts point at, from kube-state-metrics style labels.
@@ -82,7 +98,17 @@ type target struct {
 	// namespace/pod: looked at when the pod is gone (a rollout replaced
 	// it), so the evidence still shows the workload and its new pods.
 	podWorkload map[string]workloadRef
+	// pvcs and hpas are the claims and autoscalers the alerts name, at
+	// most maxTargetPVCs and maxTargetHPAs; the rest are named in morePVCs
+	// and moreHPAs.
+	pvcs, hpas         []objRef
+	morePVCs, moreHPAs []string
 }
+
+// objRef is a namespaced object the alerts name.
+type objRef struct{ namespace, name string }
+
+func (o objRef) String() string { return o.namespace + "/" + o.name }
 
 type workloadRef struct{ kind, namespace, name string }
 
@@ -115,7 +141,7 @@ func first(labels map[string]string, names []string) string {
 
 func targets(w *envelope.Webhook, maxPods int) target {
 	t := target{pods: map[string][]string{}, container: map[string]string{}, podWorkload: map[string]workloadRef{}}
-	seenPod, seenWl, seenNode := map[string]bool{}, map[string]bool{}, map[string]bool{}
+	seenPod, seenWl, seenNode, seenObj := map[string]bool{}, map[string]bool{}, map[string]bool{}, map[string]bool{}
 	npods := 0
 	alerts := make([]envelope.Alert, 0, len(w.Alerts))
 	for _, a := range w.Alerts { // firing alerts first: they are what needs explaining
@@ -136,6 +162,24 @@ func targets(w *envelope.Webhook, maxPods int) target {
 		}
 		if ns == "" {
 			continue
+		}
+		// Claims and autoscalers come on their own alerts (no pod label);
+		// a custom rule may add a pod, which is then gathered too.
+		if c := a.Labels[pvcLabel]; c != "" && !seenObj["pvc/"+ns+"/"+c] {
+			seenObj["pvc/"+ns+"/"+c] = true
+			if len(t.pvcs) < maxTargetPVCs {
+				t.pvcs = append(t.pvcs, objRef{ns, c})
+			} else {
+				t.morePVCs = append(t.morePVCs, ns+"/"+c)
+			}
+		}
+		if h := a.Labels[hpaLabel]; h != "" && !seenObj["hpa/"+ns+"/"+h] {
+			seenObj["hpa/"+ns+"/"+h] = true
+			if len(t.hpas) < maxTargetHPAs {
+				t.hpas = append(t.hpas, objRef{ns, h})
+			} else {
+				t.moreHPAs = append(t.moreHPAs, ns+"/"+h)
+			}
 		}
 		if p := first(a.Labels, podLabels); p != "" {
 			k := ns + "/" + p
@@ -183,7 +227,10 @@ func workloadOf(labels map[string]string, ns string) (workloadRef, bool) {
 // whether a retry could do better.
 func (g *Gatherer) Gather(ctx context.Context, w *envelope.Webhook) *Result {
 	res := &Result{Counts: redact.Counts{}}
-	st := &gather{g: g, res: res, seen: map[string]bool{}, nodeOK: map[string]bool{}, wl: map[string]*envelope.WorkloadEvidence{}, selectors: map[string]string{}}
+	st := &gather{
+		g: g, res: res, seen: map[string]bool{}, nodeOK: map[string]bool{}, wl: map[string]*envelope.WorkloadEvidence{}, selectors: map[string]string{},
+		missing: map[string]bool{}, detailed: map[string]bool{}, pvcs: map[string]bool{}, nsPods: map[string]*nsPodList{}, classes: map[string]*bool{},
+	}
 	ctx, cancel := context.WithTimeout(ctx, g.cfg.NotificationTimeout)
 	defer cancel()
 	t := targets(w, g.cfg.MaxPods)
@@ -202,6 +249,11 @@ func (g *Gatherer) Gather(ctx context.Context, w *envelope.Webhook) *Result {
 	for _, r := range t.workloads {
 		st.workloadByLabel(ctx, r)
 	}
+	for _, r := range t.hpas {
+		st.hpa(ctx, r)
+	}
+	st.claims(ctx, t.pvcs)
+	res.Detail.MorePVCs, res.Detail.MoreHPAs = st.xs(t.morePVCs), st.xs(t.moreHPAs)
 	for _, n := range t.nodes {
 		st.addNode(n)
 	}
@@ -213,8 +265,8 @@ func (g *Gatherer) Gather(ctx context.Context, w *envelope.Webhook) *Result {
 	for _, wl := range st.wls {
 		res.Detail.Workloads = append(res.Detail.Workloads, *wl)
 	}
-	if len(t.nsOrder) == 0 && len(t.workloads) == 0 && (len(t.nodes) == 0 || g.cfg.SkipNodes) {
-		res.Errors = append(res.Errors, "no Kubernetes object to look at: the alerts have no namespace with pod/deployment/statefulset/daemonset/job_name labels, and no node label")
+	if len(t.nsOrder) == 0 && len(t.workloads) == 0 && len(t.pvcs) == 0 && len(t.hpas) == 0 && (len(t.nodes) == 0 || g.cfg.SkipNodes) {
+		res.Errors = append(res.Errors, "no Kubernetes object to look at: the alerts have no namespace with pod/deployment/statefulset/daemonset/job_name/persistentvolumeclaim/horizontalpodautoscaler labels, and no node label")
 	}
 	return res
 }
@@ -485,6 +537,7 @@ func tp(t metav1.Time) *time.Time {
 }
 
 func (st *gather) pod(ctx context.Context, p *corev1.Pod, wl *envelope.WorkloadEvidence) {
+	st.detailed[p.Namespace+"/"+p.Name] = true
 	pe := envelope.PodEvidence{
 		Namespace: p.Namespace, Name: p.Name, Phase: string(p.Status.Phase),
 		Reason: st.x(p.Status.Reason), Message: st.x(p.Status.Message),
@@ -540,6 +593,9 @@ func (st *gather) pod(ctx context.Context, p *corev1.Pod, wl *envelope.WorkloadE
 		addContainer(c, false)
 	}
 	pe.Events = st.events(ctx, p.Namespace, "Pod", p.Name, string(p.UID))
+	if p.Status.Phase == corev1.PodPending {
+		st.podClaims(ctx, p)
+	}
 	if p.Spec.NodeName != "" {
 		st.addNode(p.Spec.NodeName)
 	}
@@ -818,6 +874,9 @@ func (st *gather) replicaSet(ctx context.Context, ns, name string) *envelope.Wor
 		return st.g.kc.AppsV1().ReplicaSets(ns).Get(ctx, name, metav1.GetOptions{})
 	})
 	if err != nil {
+		if errors.Is(err, errNotFound) {
+			st.missing["ReplicaSet/"+ns+"/"+name] = true
+		}
 		return nil
 	}
 	var rsEvents []envelope.EventEvidence
@@ -870,6 +929,7 @@ func (st *gather) deployment(ctx context.Context, ns, name string) *envelope.Wor
 	})
 	if err != nil {
 		if errors.Is(err, errNotFound) {
+			st.missing["Deployment/"+ns+"/"+name] = true
 			st.errorf("deployment %s/%s not found", ns, name)
 		}
 		return nil
@@ -950,6 +1010,7 @@ func (st *gather) statefulSet(ctx context.Context, ns, name string) *envelope.Wo
 	})
 	if err != nil {
 		if errors.Is(err, errNotFound) {
+			st.missing["StatefulSet/"+ns+"/"+name] = true
 			st.errorf("statefulset %s/%s not found", ns, name)
 		}
 		return nil

@@ -27,18 +27,22 @@ func (n need) String() string {
 // deploy/helm/smart-k8s-monitor/files/enricher-rbac-rules.yaml in step: a
 // test fails when they differ.
 var (
-	needGetPod         = need{"", "pods", "get"}
-	needListPods       = need{"", "pods", "list"}
-	needPodLog         = need{"", "pods/log", "get"}
-	needListEvents     = need{"", "events", "list"}
-	needGetNode        = need{"", "nodes", "get"}
-	needGetReplicaSet  = need{"apps", "replicasets", "get"}
-	needListReplicaSet = need{"apps", "replicasets", "list"}
-	needGetDeployment  = need{"apps", "deployments", "get"}
-	needGetStatefulSet = need{"apps", "statefulsets", "get"}
-	needGetDaemonSet   = need{"apps", "daemonsets", "get"}
-	needGetJob         = need{"batch", "jobs", "get"}
-	needGetCronJob     = need{"batch", "cronjobs", "get"}
+	needGetPod          = need{"", "pods", "get"}
+	needListPods        = need{"", "pods", "list"}
+	needPodLog          = need{"", "pods/log", "get"}
+	needListEvents      = need{"", "events", "list"}
+	needGetNode         = need{"", "nodes", "get"}
+	needGetReplicaSet   = need{"apps", "replicasets", "get"}
+	needListReplicaSet  = need{"apps", "replicasets", "list"}
+	needGetDeployment   = need{"apps", "deployments", "get"}
+	needGetStatefulSet  = need{"apps", "statefulsets", "get"}
+	needGetDaemonSet    = need{"apps", "daemonsets", "get"}
+	needGetJob          = need{"batch", "jobs", "get"}
+	needGetCronJob      = need{"batch", "cronjobs", "get"}
+	needGetPVC          = need{"", "persistentvolumeclaims", "get"}
+	needListPVC         = need{"", "persistentvolumeclaims", "list"}
+	needGetStorageClass = need{"storage.k8s.io", "storageclasses", "get"}
+	needGetHPA          = need{"autoscaling", "horizontalpodautoscalers", "get"}
 )
 
 func allNeeds() []need {
@@ -46,6 +50,7 @@ func allNeeds() []need {
 		needGetPod, needListPods, needPodLog, needListEvents, needGetNode,
 		needGetReplicaSet, needListReplicaSet, needGetDeployment, needGetStatefulSet,
 		needGetDaemonSet, needGetJob, needGetCronJob,
+		needGetPVC, needListPVC, needGetStorageClass, needGetHPA,
 	}
 }
 

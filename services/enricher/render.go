@@ -14,6 +14,18 @@ import (
 // the chat message use. now is the reference for "ago".
 func render(d *envelope.EnrichmentDetail, errs []string, now time.Time) string {
 	var b strings.Builder
+	for i := range d.HPAs {
+		renderHPA(&b, &d.HPAs[i], now)
+	}
+	for i := range d.PVCs {
+		renderPVC(&b, &d.PVCs[i], now)
+	}
+	if len(d.MorePVCs) > 0 {
+		fmt.Fprintf(&b, "PVCs not looked at (limit %d): %s\n", maxTargetPVCs, summarise(d.MorePVCs, 5))
+	}
+	if len(d.MoreHPAs) > 0 {
+		fmt.Fprintf(&b, "HPAs not looked at (limit %d): %s\n", maxTargetHPAs, summarise(d.MoreHPAs, 5))
+	}
 	for i := range d.Workloads {
 		renderWorkload(&b, &d.Workloads[i], now)
 	}
@@ -270,6 +282,22 @@ func headline(d *envelope.EnrichmentDetail, now time.Time) (string, []string) {
 			head = s
 		}
 	}
+	// An alert that names a claim or an autoscaler is about it: its
+	// finding comes before anything found on the pods around it.
+	for i := range d.HPAs {
+		h, k := hpaHeadline(&d.HPAs[i])
+		set(h)
+		key = append(key, k...)
+	}
+	for i := range d.PVCs {
+		if c := &d.PVCs[i]; c.For == "" {
+			h, k := pvcHeadline(c)
+			if h != "" {
+				set(h)
+			}
+			key = append(key, k...)
+		}
+	}
 	for _, n := range d.Nodes {
 		for _, c := range n.Conditions {
 			if c.Type == "Ready" && c.Status != "True" {
@@ -336,6 +364,15 @@ func headline(d *envelope.EnrichmentDetail, now time.Time) (string, []string) {
 			if line := fatalLine(l.Text); line != "" {
 				key = append(key, fmt.Sprintf("%s log%s: %s", l.Container, map[bool]string{true: " (previous)", false: ""}[l.Previous], line))
 			}
+		}
+	}
+	for i := range d.PVCs {
+		// A Pending pod's claim that is not Bound: the pod's own
+		// condition usually made the headline already.
+		if c := &d.PVCs[i]; c.For != "" {
+			h := pvcPendingLine(c)
+			set(h)
+			key = append(key, h)
 		}
 	}
 	for _, w := range d.Workloads {
@@ -438,6 +475,12 @@ func fit(d *envelope.EnrichmentDetail, errs []string, budget int, now time.Time)
 			for i := range d.Workloads {
 				d.Workloads[i].Events = d.Workloads[i].Events[:min(3, len(d.Workloads[i].Events))]
 			}
+			for i := range d.PVCs {
+				d.PVCs[i].Events = d.PVCs[i].Events[:min(3, len(d.PVCs[i].Events))]
+			}
+			for i := range d.HPAs {
+				d.HPAs[i].Events = d.HPAs[i].Events[:min(3, len(d.HPAs[i].Events))]
+			}
 		}},
 		{"log lines beyond the last 3", func() {
 			for i := range d.Pods {
@@ -455,6 +498,9 @@ func fit(d *envelope.EnrichmentDetail, errs []string, budget int, now time.Time)
 		{"the names of further pods", func() {
 			for i := range d.Workloads {
 				d.Workloads[i].MorePods = d.Workloads[i].MorePods[:min(5, len(d.Workloads[i].MorePods))]
+			}
+			for i := range d.PVCs {
+				d.PVCs[i].UsedBy = d.PVCs[i].UsedBy[:min(5, len(d.PVCs[i].UsedBy))]
 			}
 		}},
 	}
