@@ -51,9 +51,9 @@ type Config struct {
 	Budget config.ByteSize `yaml:"budget"`
 	// Env includes containers' literal environment values (redacted).
 	Env bool `yaml:"env"`
-	// SkipNodes leaves node lookups out, for namespaced RBAC (a Role
-	// cannot grant the cluster-scoped nodes; without this every
-	// notification would record a forbidden node lookup).
+	// SkipNodes leaves node and StorageClass lookups out, for namespaced
+	// RBAC (a Role cannot grant cluster-scoped resources; without this
+	// every notification would record a forbidden lookup).
 	SkipNodes bool `yaml:"skip_nodes"`
 
 	// Concurrency is how many notifications are enriched at once.
