@@ -40,6 +40,12 @@ type Config struct {
 	// CallTimeout bounds one model call, also one that goes on past the
 	// deadline to deliver late advice.
 	CallTimeout time.Duration `yaml:"call_timeout"`
+	// LateWindow is how long past its deadline an alert that is still
+	// queued for the model keeps its place: if a slot comes free in time,
+	// its advice follows the first message as late advice. Alerts still
+	// inside their deadline are served first. Negative: no late advice
+	// for alerts that did not get a slot before their deadline.
+	LateWindow time.Duration `yaml:"late_window"`
 
 	// NumCtx is the context window the prompt must fit in (Ollama
 	// num_ctx; for OpenAI-compatible servers, the server's context size).
@@ -133,6 +139,11 @@ func (c *Config) Defaults() {
 	}
 	if c.CheckInterval == 0 {
 		c.CheckInterval = 30 * time.Second
+	}
+	if c.LateWindow == 0 {
+		// Long enough for a few slow answers after a burst; short enough
+		// that advice never arrives for an incident long handled.
+		c.LateWindow = 10 * time.Minute
 	}
 	if c.DrainTimeout == 0 {
 		c.DrainTimeout = 10 * time.Second

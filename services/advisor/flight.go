@@ -77,14 +77,14 @@ func (g *flights) finish(key string, f *flight, r flightResult) {
 
 // runFlight asks the model for advice on env's problem and stores good
 // advice in the cache before anyone is told (so the next alert finds it).
-func (s *Stage) runFlight(ctx context.Context, kv jetstream.KeyValue, key string, env *envelope.Envelope, startBy time.Time, prio int, f *flight) {
+func (s *Stage) runFlight(ctx, stop context.Context, kv jetstream.KeyValue, key string, env *envelope.Envelope, due time.Time, prio int, f *flight) {
 	// An alert that missed the cache just before the previous flight for
 	// this problem stored its advice starts a new flight: look again.
-	if a := s.cacheGet(ctx, kv, key, startBy); a != nil {
+	if a := s.cacheGet(ctx, kv, key, due); a != nil {
 		s.flights.finish(key, f, flightResult{advice: a})
 		return
 	}
-	r := s.ask(ctx, env, startBy, prio, f)
+	r := s.ask(ctx, stop, env, due, prio, f)
 	if r.advice != nil {
 		r.advice.ProblemKey = key
 		s.cachePut(ctx, kv, key, r.advice)
@@ -94,8 +94,15 @@ func (s *Stage) runFlight(ctx context.Context, kv jetstream.KeyValue, key string
 
 // ask runs the calls for one problem: a model slot (critical first), the
 // call, one repair if the answer breaks the schema, retries with backoff
-// for busy/5xx/timeouts as long as a new attempt can start before startBy.
-func (s *Stage) ask(ctx context.Context, env *envelope.Envelope, startBy time.Time, prio int, f *flight) flightResult {
+// for busy/5xx/timeouts as long as another attempt can end inside the
+// alert's deadline. Waiting for the slot may go on for late_window past
+// the deadline: the alert has gone out without advice by then, and what
+// the call brings is late advice (one attempt, no retries).
+func (s *Stage) ask(ctx, stop context.Context, env *envelope.Envelope, due time.Time, prio int, f *flight) flightResult {
+	startBy := due
+	if s.cfg.LateWindow > 0 {
+		startBy = due.Add(s.cfg.LateWindow)
+	}
 	prompt := s.prompts.Build(env)
 	s.m.promptTokens.Observe(float64(prompt.Tokens))
 	for attempt := 1; ; attempt++ {
@@ -103,11 +110,12 @@ func (s *Stage) ask(ctx context.Context, env *envelope.Envelope, startBy time.Ti
 		if !ok {
 			return flightResult{reason: "circuit open: " + why}
 		}
-		sctx, cancel := context.WithDeadline(ctx, startBy)
-		release, err := s.slots.acquire(sctx, prio)
-		cancel()
+		release, err := s.waitSlot(ctx, stop, prio, due, startBy)
 		if err != nil {
 			s.breaker.release(probe)
+			if stop.Err() != nil && !time.Now().Before(due) {
+				return flightResult{reason: "advisor shutting down"}
+			}
 			return flightResult{reason: s.deadlineReason(), noSlot: true}
 		}
 		start := time.Now()
@@ -137,7 +145,7 @@ func (s *Stage) ask(ctx context.Context, env *envelope.Envelope, startBy time.Ti
 			delay := s.backoff.Delay(attempt)
 			// Retry only if the next attempt, taking as long as this
 			// one did, can end inside the budget.
-			if time.Now().Add(delay + time.Since(start)).Before(startBy) {
+			if time.Now().Add(delay + time.Since(start)).Before(due) {
 				s.log.Info("model call failed; retrying inside the budget", zap.String("alert_id", env.ID),
 					zap.Int("attempt", attempt), zap.Duration("retry_in", delay), zap.String("reason", reason))
 				t := time.NewTimer(delay)
@@ -152,6 +160,22 @@ func (s *Stage) ask(ctx context.Context, env *envelope.Envelope, startBy time.Ti
 		}
 		return flightResult{reason: reason}
 	}
+}
+
+// waitSlot waits for a model slot until startBy. Once stop ends (the
+// advisor is shutting down) a wait past the alert's deadline ends too: it
+// could only bring late advice, and the drain should not wait for a slot.
+// A wait still inside the deadline goes on until it (its alert is still
+// being handled).
+func (s *Stage) waitSlot(ctx, stop context.Context, prio int, due, startBy time.Time) (func(), error) {
+	sctx, cancel := context.WithDeadline(ctx, startBy)
+	defer cancel()
+	unhook := context.AfterFunc(stop, func() {
+		t := time.AfterFunc(time.Until(due), cancel)
+		context.AfterFunc(sctx, func() { t.Stop() })
+	})
+	defer unhook()
+	return s.slots.acquire(sctx, prio, due)
 }
 
 // callAndParse makes the call and, if the answer breaks the schema, one

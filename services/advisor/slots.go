@@ -1,44 +1,50 @@
 package advisor
 
 import (
-	"container/heap"
 	"context"
+	"slices"
 	"sync"
+	"time"
 )
 
 // slots bounds concurrent model calls and hands a freed slot to the most
-// urgent waiter (critical before warning, then first come). A waiter gives
-// up when its context ends: waiting for the model never holds an alert past
-// its deadline.
+// urgent waiter: first those still inside their alert's deadline (their
+// advice can still be in the first message), then those past it (late
+// advice); within each, critical before warning, then first come. A waiter
+// gives up when its context ends: waiting for the model never holds an
+// alert past its deadline. Waiters are few (one per problem in flight), so
+// a linear pick beats a heap whose order would change as deadlines pass.
 type slots struct {
 	mu      sync.Mutex
 	cap     int
 	used    int
 	seq     uint64
-	waiters waitHeap
+	waiters []*waiter
+	now     func() time.Time
 }
 
 type waiter struct {
 	prio    int
+	due     time.Time
 	seq     uint64
 	ready   chan struct{}
 	granted bool
-	index   int
 }
 
-func newSlots(n int) *slots { return &slots{cap: n} }
+func newSlots(n int) *slots { return &slots{cap: n, now: time.Now} }
 
-// acquire waits for a slot; the returned func releases it.
-func (s *slots) acquire(ctx context.Context, prio int) (func(), error) {
+// acquire waits for a slot; the returned func releases it. due is the
+// alert's deadline, which orders the waiters.
+func (s *slots) acquire(ctx context.Context, prio int, due time.Time) (func(), error) {
 	s.mu.Lock()
-	if s.used < s.cap && s.waiters.Len() == 0 {
+	if s.used < s.cap && len(s.waiters) == 0 {
 		s.used++
 		s.mu.Unlock()
 		return s.releaseOnce(), nil
 	}
 	s.seq++
-	w := &waiter{prio: prio, seq: s.seq, ready: make(chan struct{})}
-	heap.Push(&s.waiters, w)
+	w := &waiter{prio: prio, due: due, seq: s.seq, ready: make(chan struct{})}
+	s.waiters = append(s.waiters, w)
 	s.mu.Unlock()
 	select {
 	case <-w.ready:
@@ -50,7 +56,7 @@ func (s *slots) acquire(ctx context.Context, prio int) (func(), error) {
 			s.mu.Unlock()
 			s.release()
 		} else {
-			heap.Remove(&s.waiters, w.index)
+			s.waiters = slices.DeleteFunc(s.waiters, func(x *waiter) bool { return x == w })
 			s.mu.Unlock()
 		}
 		return nil, ctx.Err()
@@ -65,8 +71,16 @@ func (s *slots) releaseOnce() func() {
 func (s *slots) release() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.waiters.Len() > 0 {
-		w := heap.Pop(&s.waiters).(*waiter) //nolint:forcetypeassert // the heap holds only waiters
+	if len(s.waiters) > 0 {
+		now := s.now()
+		best := 0
+		for i := 1; i < len(s.waiters); i++ {
+			if s.waiters[i].before(s.waiters[best], now) {
+				best = i
+			}
+		}
+		w := s.waiters[best]
+		s.waiters = slices.Delete(s.waiters, best, best+1)
 		w.granted = true
 		close(w.ready)
 		return // the slot moves to w; used stays the same
@@ -74,36 +88,23 @@ func (s *slots) release() {
 	s.used--
 }
 
+// before orders waiters: on time before late, then priority, then arrival.
+func (w *waiter) before(o *waiter, now time.Time) bool {
+	late, oLate := !now.Before(w.due), !now.Before(o.due)
+	if late != oLate {
+		return oLate
+	}
+	if w.prio != o.prio {
+		return w.prio < o.prio
+	}
+	return w.seq < o.seq
+}
+
 // waiting is the number of calls queued for a slot.
 func (s *slots) waiting() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.waiters.Len()
-}
-
-type waitHeap []*waiter
-
-func (h waitHeap) Len() int { return len(h) }
-func (h waitHeap) Less(i, j int) bool {
-	if h[i].prio != h[j].prio {
-		return h[i].prio < h[j].prio
-	}
-	return h[i].seq < h[j].seq
-}
-func (h waitHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i]; h[i].index = i; h[j].index = j }
-func (h *waitHeap) Push(x any) {
-	w := x.(*waiter) //nolint:forcetypeassert // only waiters are pushed
-	w.index = len(*h)
-	*h = append(*h, w)
-}
-
-func (h *waitHeap) Pop() any {
-	old := *h
-	n := len(old)
-	w := old[n-1]
-	old[n-1] = nil
-	*h = old[:n-1]
-	return w
+	return len(s.waiters)
 }
 
 // priority orders severities: lower is more urgent.

@@ -148,7 +148,7 @@ func (s *Stage) Run(ctx context.Context) error {
 		Concurrency:  s.cfg.Inflight,
 		AckWait:      spec.AckWait,
 		DrainTimeout: s.cfg.DrainTimeout,
-	}, js, cons, s.handler(jobsCtx, kv), s.log, s.obs)
+	}, js, cons, s.handler(ctx, jobsCtx, kv), s.log, s.obs)
 	err = loop.Run(ctx)
 
 	done := make(chan struct{})
@@ -222,12 +222,14 @@ func (s *Stage) refresh(ctx context.Context) {
 // handler is the consume loop's handler. It always publishes exactly one
 // alerts.advised.<id> by the deadline: the wait for advice is bounded by
 // the alert's deadline, whatever the loop's concurrency or the model does.
-func (s *Stage) handler(jobsCtx context.Context, kv jetstream.KeyValue) jsx.Handler {
+// stop ends when the advisor begins to shut down; jobsCtx outlives it, for
+// calls that bring late advice during the drain.
+func (s *Stage) handler(stop, jobsCtx context.Context, kv jetstream.KeyValue) jsx.Handler {
 	return func(ctx context.Context, d *jsx.Delivery) error {
 		env := d.Envelope
 		start := time.Now()
 		due := env.ReceivedAt.Add(s.cfg.Deadline)
-		adv, source, fl := s.advise(ctx, jobsCtx, kv, env, due)
+		adv, source, fl := s.advise(ctx, stop, jobsCtx, kv, env, due)
 		if adv == nil {
 			return fmt.Errorf("advise %s: %w", env.ID, context.Cause(ctx))
 		}
@@ -277,7 +279,7 @@ func withAdvice(env *envelope.Envelope, adv *envelope.Advice, rec envelope.Stage
 // ended (shutdown): the message is then redelivered. fl is set when the
 // deadline passed while a call was still running: its result becomes late
 // advice.
-func (s *Stage) advise(ctx, jobsCtx context.Context, kv jetstream.KeyValue, env *envelope.Envelope, due time.Time) (adv *envelope.Advice, source string, fl *flight) {
+func (s *Stage) advise(ctx, stop, jobsCtx context.Context, kv jetstream.KeyValue, env *envelope.Envelope, due time.Time) (adv *envelope.Advice, source string, fl *flight) {
 	base := envelope.Advice{Model: s.cfg.Model, Backend: s.backend.Name(), PromptVersion: PromptVersion}
 	unavailable := func(reason string) *envelope.Advice {
 		a := base
@@ -302,7 +304,7 @@ func (s *Stage) advise(ctx, jobsCtx context.Context, kv jetstream.KeyValue, env 
 			return unavailable(s.deadlineReason()), "none", nil
 		}
 		f, leader := s.flights.join(key, func(f *flight) {
-			s.bg.Go(func() { s.runFlight(jobsCtx, kv, key, env, due, prio, f) })
+			s.bg.Go(func() { s.runFlight(jobsCtx, stop, kv, key, env, due, prio, f) })
 		})
 		timer := time.NewTimer(time.Until(due))
 		select {
@@ -345,6 +347,10 @@ func (s *Stage) deadlineReason() string {
 		return ReasonDeadline + ": " + note + " (a load or swap can take minutes; late advice follows)"
 	}
 	if n := s.slots.waiting(); n > 0 {
+		if s.cfg.LateWindow > 0 {
+			return fmt.Sprintf("%s: the model was busy with other alerts (%d waiting); late advice follows if it is free within %s",
+				ReasonDeadline, n, s.cfg.LateWindow)
+		}
 		return fmt.Sprintf("%s: the model was busy with other alerts (%d waiting)", ReasonDeadline, n)
 	}
 	return ReasonDeadline

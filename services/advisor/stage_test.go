@@ -371,3 +371,63 @@ func TestMissingModelIsReported(t *testing.T) {
 		})
 	}
 }
+
+// TestQueuedAlertsGetLateAdvice: with one model slot and a slow model, the
+// alerts queued behind the first leave at their deadline saying advice
+// follows, and it does: each gets a follow-up with advice once a slot is
+// free, within late_window.
+func TestQueuedAlertsGetLateAdvice(t *testing.T) {
+	fake := fakellm.NewOllama(t, fakellm.WithMode(fakellm.Slow), fakellm.WithSlowDelay(400*time.Millisecond), fakellm.WithParallel(4, 512), fakellm.WithLoaded("mistral:latest"))
+	cfg := testConfig(BackendOllama, fake.URL)
+	cfg.Deadline = 300 * time.Millisecond
+	cfg.LateWindow = time.Minute
+	h := startStage(t, cfg, fake)
+	var envs []*envelope.Envelope
+	for i := range 3 {
+		env := crashEnv(t, fmt.Sprintf("svc%d", i), fmt.Sprintf("svc%d-0", i), 0)
+		envs = append(envs, env)
+		publish(t, h.e, env)
+	}
+	queued := 0
+	for _, env := range envs {
+		p := waitFor(t, h.e, jsx.SubjectAdvised, env.ID, cfg.Deadline+margin)
+		assert.Equal(t, envelope.AdviceUnavailable, p.env.Advice.Status)
+		if strings.Contains(p.env.Advice.Reason, "busy with other alerts") {
+			queued++
+			assert.Contains(t, p.env.Advice.Reason, "late advice follows if it is free within 1m0s")
+		}
+	}
+	assert.Positive(t, queued, "some alerts waited for the slot")
+	for _, env := range envs {
+		f := waitFor(t, h.e, jsx.SubjectFollowup, env.ID, 3*time.Second)
+		assert.Equal(t, envelope.AdviceOK, f.env.Advice.Status)
+		assert.True(t, f.env.Advice.Late)
+	}
+	assert.Equal(t, 3, fake.Calls())
+	assert.Equal(t, 1, fake.MaxConcurrent())
+}
+
+// TestNoLateAdviceForQueuedAlertsWhenOff: late_window < 0 keeps the old
+// rule, late advice only from calls that started in time.
+func TestNoLateAdviceForQueuedAlertsWhenOff(t *testing.T) {
+	fake := fakellm.NewOllama(t, fakellm.WithMode(fakellm.Slow), fakellm.WithSlowDelay(400*time.Millisecond), fakellm.WithParallel(4, 512), fakellm.WithLoaded("mistral:latest"))
+	cfg := testConfig(BackendOllama, fake.URL)
+	cfg.Deadline = 300 * time.Millisecond
+	cfg.LateWindow = -1
+	h := startStage(t, cfg, fake)
+	var envs []*envelope.Envelope
+	for i := range 3 {
+		env := crashEnv(t, fmt.Sprintf("svc%d", i), fmt.Sprintf("svc%d-0", i), 0)
+		envs = append(envs, env)
+		publish(t, h.e, env)
+	}
+	for _, env := range envs {
+		p := waitFor(t, h.e, jsx.SubjectAdvised, env.ID, cfg.Deadline+margin)
+		assert.NotContains(t, p.env.Advice.Reason, "late advice follows")
+	}
+	// The one call that started finishes and follows up; then nothing more.
+	require.Eventually(t, func() bool {
+		return h.e.Messages(t, jsx.StreamAlerts, jsx.SubjectFollowup+".>") == 1
+	}, 3*time.Second, 10*time.Millisecond)
+	assert.Equal(t, 1, fake.Calls())
+}

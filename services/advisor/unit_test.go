@@ -145,7 +145,7 @@ func TestParseAdvice(t *testing.T) {
 
 func TestSlotsCriticalFirst(t *testing.T) {
 	s := newSlots(1)
-	rel, err := s.acquire(t.Context(), priority("warning"))
+	rel, err := s.acquire(t.Context(), priority("warning"), time.Now().Add(time.Hour))
 	require.NoError(t, err)
 	var mu sync.Mutex
 	var order []string
@@ -153,7 +153,7 @@ func TestSlotsCriticalFirst(t *testing.T) {
 	var wg sync.WaitGroup
 	enqueue := func(name string, prio int) {
 		wg.Go(func() {
-			r, err := s.acquire(t.Context(), prio)
+			r, err := s.acquire(t.Context(), prio, time.Now().Add(time.Hour))
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -173,7 +173,7 @@ func TestSlotsCriticalFirst(t *testing.T) {
 	// A waiter that gives up leaves the queue.
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
 	defer cancel()
-	_, err = s.acquire(ctx, 0)
+	_, err = s.acquire(ctx, 0, time.Now().Add(time.Hour))
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	assert.Equal(t, 3, s.waiting())
 	rel()
@@ -386,4 +386,42 @@ func TestModelOutputIsRedacted(t *testing.T) {
 			assert.Equal(t, mode == fakellm.NonJSON, got.env.Advice.Unstructured)
 		})
 	}
+}
+
+// TestSlotsOnTimeBeforeLate: a waiter whose alert is still inside its
+// deadline gets the slot before one already past it (whose advice can only
+// be late), even a more severe one that came first.
+func TestSlotsOnTimeBeforeLate(t *testing.T) {
+	s := newSlots(1)
+	now := time.Now()
+	s.now = func() time.Time { return now }
+	rel, err := s.acquire(t.Context(), priority("warning"), now.Add(time.Hour))
+	require.NoError(t, err)
+	var mu sync.Mutex
+	var order []string
+	var errs []error
+	var wg sync.WaitGroup
+	enqueue := func(name string, prio int, due time.Time) {
+		wg.Go(func() {
+			r, err := s.acquire(t.Context(), prio, due)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, err)
+				return
+			}
+			order = append(order, name)
+			r()
+		})
+	}
+	enqueue("late critical", priority("critical"), now.Add(-time.Second))
+	require.Eventually(t, func() bool { return s.waiting() == 1 }, time.Second, time.Millisecond)
+	enqueue("on-time warning", priority("warning"), now.Add(time.Minute))
+	require.Eventually(t, func() bool { return s.waiting() == 2 }, time.Second, time.Millisecond)
+	enqueue("on-time critical", priority("critical"), now.Add(time.Minute))
+	require.Eventually(t, func() bool { return s.waiting() == 3 }, time.Second, time.Millisecond)
+	rel()
+	wg.Wait()
+	require.Empty(t, errs)
+	assert.Equal(t, []string{"on-time critical", "on-time warning", "late critical"}, order)
 }
