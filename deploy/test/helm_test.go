@@ -260,6 +260,7 @@ func checkEnricherRBAC(t *testing.T, objs []any) {
 		rules = append(rules, r.Rules...)
 		for _, rule := range r.Rules {
 			assert.NotContains(t, rule.Resources, "nodes", "a Role cannot grant cluster-scoped nodes")
+			assert.NotContains(t, rule.Resources, "storageclasses", "a Role cannot grant cluster-scoped storageclasses")
 		}
 	}
 	for _, rule := range rules {
