@@ -156,16 +156,11 @@ func (s *Stage) deliver(ctx context.Context, cl *claims, sk sinkEntry, env *enve
 		// Nothing posted yet on this sink: post the full message, advice
 		// included; the later "unavailable" delivery will find it done.
 	}
-	if err := sk.take(ctx); err != nil {
-		return err
-	}
-	t, err := cl.take(ctx, nkey, seq)
+	t, err := s.claim(ctx, cl, sk, nkey, seq)
 	if err != nil {
-		sk.done()
 		return err
 	}
 	if !t.proceed {
-		sk.done()
 		if err := blocked(t, sk); err != nil {
 			return err
 		}
@@ -206,16 +201,11 @@ func (s *Stage) deliver(ctx context.Context, cl *claims, sk sinkEntry, env *enve
 func (s *Stage) post(ctx context.Context, cl *claims, sk sinkEntry, key string, env *envelope.Envelope, msg *message.Message,
 	kind message.Kind, messageID string, seq uint64, log *zap.Logger,
 ) error {
-	if err := sk.take(ctx); err != nil {
-		return err
-	}
-	t, err := cl.take(ctx, key, seq)
+	t, err := s.claim(ctx, cl, sk, key, seq)
 	if err != nil {
-		sk.done()
 		return err
 	}
 	if !t.proceed {
-		sk.done()
 		if err := blocked(t, sk); err != nil {
 			return err
 		}
@@ -230,6 +220,20 @@ func (s *Stage) post(ctx context.Context, cl *claims, sk sinkEntry, key string, 
 	}
 	s.traced(ctx, env.ID, sk, res, kind)
 	return nil
+}
+
+// claim waits for the sink's turn, then takes the claim key. When it
+// returns proceed, the caller holds the turn and gives it back after send;
+// otherwise the turn is given back already.
+func (s *Stage) claim(ctx context.Context, cl *claims, sk sinkEntry, key string, seq uint64) (taken, error) {
+	if err := sk.take(ctx); err != nil {
+		return taken{}, err
+	}
+	t, err := cl.take(ctx, key, seq)
+	if err != nil || !t.proceed {
+		sk.done()
+	}
+	return t, err
 }
 
 // send posts req under the claim key (ours at rev) and records the outcome.
