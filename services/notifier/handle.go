@@ -164,9 +164,11 @@ func (s *Stage) deliver(ctx context.Context, cl *claims, sk sinkEntry, env *enve
 		if err := blocked(t, sk); err != nil {
 			return err
 		}
-		if p == pathAdvised && env.Advice.Available() && !t.prior.Advice {
-			// Posted without advice (the overdue path won the race):
-			// the advice becomes a follow-up.
+		if p != pathOverdue && env.Advice.Available() && !t.prior.Advice {
+			// Posted without advice while this delivery waited (the
+			// overdue path won the race, or a follow-up arrived while
+			// the first post was in flight): the advice becomes a
+			// follow-up.
 			return s.post(ctx, cl, sk, followupKey(env.ID, sk.name), env, msg, message.KindFollowup, t.prior.MessageID, seq, log)
 		}
 		s.skipped.WithLabelValues(sk.name).Inc()

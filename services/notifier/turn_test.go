@@ -198,3 +198,63 @@ func TestPostsOfAStoppedNotifierAreTakenOverWithoutWaitingOutTheLease(t *testing
 	p := posted()
 	assert.Equal(t, map[string]int{killed.ID: 1, frozen.ID: 1, running.ID: 1}, p)
 }
+
+// TestLateAdviceDuringTheFirstPostIsNotLost: late advice that arrives while
+// the first (adviceless) post is still in flight waits for it, then follows
+// up, instead of finding the notification done and dropping the advice.
+func TestLateAdviceDuringTheFirstPostIsNotLost(t *testing.T) {
+	e := jsxtest.Start(t)
+	release := make(chan struct{})
+	var mu sync.Mutex
+	var kinds []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var env envelope.Envelope
+		if err := json.NewDecoder(r.Body).Decode(&env); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		mu.Lock()
+		kinds = append(kinds, r.Header.Get("Idempotency-Key"))
+		first := len(kinds) == 1
+		mu.Unlock()
+		if first {
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(srv.Close)
+	cfg := fastConfig(sink("hook", notifier.TypeWebhook, srv.URL))
+	cfg.AdviceDeadline = time.Minute
+	startStage(t, e, cfg)
+
+	env := testEnvelope(t, "during", 1, envelope.StatusFiring)
+	env.Advice = &envelope.Advice{Status: envelope.AdviceUnavailable, Reason: "deadline"}
+	publish(t, e, jsx.SubjectAdvised, env)
+	require.Eventually(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(kinds) == 1
+	}, 10*time.Second, 10*time.Millisecond)
+	late := withAdvice(testEnvelope(t, "during", 1, envelope.StatusFiring))
+	late.Advice.Late = true
+	publish(t, e, jsx.SubjectFollowup, late)
+	// The follow-up is in the notifier's hands (waiting for the sink)
+	// before the first post is let go.
+	require.Eventually(t, func() bool {
+		c, err := e.JS.Consumer(context.Background(), jsx.StreamAlerts, "notifier-followup")
+		if err != nil {
+			return false
+		}
+		info, err := c.Info(context.Background())
+		return err == nil && info.NumAckPending == 1
+	}, 10*time.Second, 10*time.Millisecond)
+	close(release)
+	settled(t, e, "notifier-followup")
+	settled(t, e, "notifier")
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Equal(t, []string{env.ID + ":notify", env.ID + ":followup"}, kinds)
+}
