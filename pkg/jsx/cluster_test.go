@@ -29,6 +29,8 @@ func TestClusterLosesNothingWhenTheStreamLeaderDies(t *testing.T) {
 		t.Skip("starts a three-server cluster")
 	}
 	clusterStorm(t, "stream", func(ctx context.Context, js jetstream.JetStream, _ jetstream.Consumer) string {
+		ctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
 		s, err := js.Stream(ctx, jsx.StreamAlerts)
 		if err != nil || s.CachedInfo().Cluster == nil {
 			return ""
@@ -46,6 +48,10 @@ func TestClusterLosesNothingWhenTheConsumerLeaderDies(t *testing.T) {
 		t.Skip("starts a three-server cluster")
 	}
 	clusterStorm(t, "consumer", func(ctx context.Context, _ jetstream.JetStream, cons jetstream.Consumer) string {
+		// A request during an election may go unanswered: ask again
+		// rather than wait for the test's deadline.
+		ctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
 		info, err := cons.Info(ctx)
 		if err != nil || info.Cluster == nil {
 			return ""
@@ -126,7 +132,9 @@ func clusterStorm(t *testing.T, what string, leader func(context.Context, jetstr
 	// Every acknowledged publish is stored exactly once (the retries were
 	// deduplicated by message id) ...
 	require.Eventually(t, func() bool {
-		s, err := js.Stream(ctx, jsx.StreamAlerts)
+		ictx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		s, err := js.Stream(ictx, jsx.StreamAlerts)
 		return err == nil && s.CachedInfo().State.Msgs == storm
 	}, 20*time.Second, 50*time.Millisecond, "stream must hold all %d notifications", storm)
 	var newLeader string

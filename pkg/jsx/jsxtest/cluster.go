@@ -2,6 +2,7 @@ package jsxtest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -28,7 +29,28 @@ type Cluster struct {
 
 // StartCluster starts n servers named n0..n(n-1), waits until they elected a
 // JetStream meta leader, and shuts them all down at cleanup.
+//
+// The route ports are picked free and then handed to the servers, so
+// another process can take one in between (CI runs many test binaries at
+// once); a server that cannot listen on its route port never becomes
+// ready. Such a start is thrown away and tried again on new ports.
 func StartCluster(t testing.TB, n int) *Cluster {
+	t.Helper()
+	var last error
+	for range 3 {
+		c, err := startCluster(t, n)
+		if err == nil {
+			t.Cleanup(c.Stop)
+			return c
+		}
+		last = err
+		t.Logf("cluster start failed, trying again on new ports: %v", err)
+	}
+	require.NoError(t, last, "start a %d-server cluster", n)
+	return nil
+}
+
+func startCluster(t testing.TB, n int) (*Cluster, error) {
 	t.Helper()
 	routePorts := make([]int, n)
 	for i := range routePorts {
@@ -55,26 +77,36 @@ func StartCluster(t testing.TB, n int) *Cluster {
 			Routes:                 server.RoutesFromStr(strings.Join(routes, ",")),
 		}
 		s, err := server.NewServer(opts)
-		require.NoError(t, err)
+		if err != nil {
+			c.Stop()
+			return nil, fmt.Errorf("server n%d: %w", i, err)
+		}
 		s.Start()
 		c.Servers = append(c.Servers, s)
 	}
-	t.Cleanup(c.Stop)
 	for _, s := range c.Servers {
-		require.True(t, s.ReadyForConnections(30*time.Second), "server %s not ready", s.Name())
+		if !s.ReadyForConnections(15 * time.Second) {
+			c.Stop()
+			return nil, fmt.Errorf("server %s not ready (route port taken?)", s.Name())
+		}
 		c.Config.URLs = append(c.Config.URLs, s.ClientURL())
 	}
 	c.Config.Replicas = n
 	c.Config.Defaults()
-	require.Eventually(t, func() bool {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
 		for _, s := range c.Servers {
 			if s.JetStreamIsLeader() {
-				return true
+				return c, nil
 			}
 		}
-		return false
-	}, 30*time.Second, 20*time.Millisecond, "no JetStream meta leader elected")
-	return c
+		if time.Now().After(deadline) {
+			c.Stop()
+			return nil, errors.New("no JetStream meta leader elected")
+		}
+		poll := time.NewTimer(20 * time.Millisecond)
+		<-poll.C
+	}
 }
 
 func freePort(t testing.TB) int {

@@ -60,7 +60,28 @@ type Proc struct {
 func (p *Proc) URL() string { return "http://" + p.Listen + "/api/v1/alerts" }
 
 // Start runs `bin run` on dataDir with env, and waits for /readyz.
+//
+// The listen address was free a moment before the child binds it; another
+// process (CI runs many test binaries at once) can take it in between. A
+// child that exits because its address is in use is started again on a
+// new one; any other early exit fails the test with the child's log.
 func Start(t testing.TB, bin, dataDir string, env map[string]string) *Proc {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		p := start(t, bin, dataDir, env)
+		if p.ready(t) {
+			return p
+		}
+		logs := p.Logs.String()
+		if attempt < 3 && strings.Contains(logs, "address already in use") {
+			t.Logf("smartmon could not listen on %s (taken meanwhile); starting it again", p.Listen)
+			continue
+		}
+		t.Fatalf("smartmon exited at start:\n%s", logs)
+	}
+}
+
+func start(t testing.TB, bin, dataDir string, env map[string]string) *Proc {
 	t.Helper()
 	listen := FreeAddr(t)
 	cmd := exec.Command(bin, "run", "--data-dir", dataDir, "--listen", listen, "--nats-listen", "") //nolint:gosec,noctx // test binary
@@ -75,20 +96,26 @@ func Start(t testing.TB, bin, dataDir string, env map[string]string) *Proc {
 	p := &Proc{Cmd: cmd, Listen: listen, Logs: logs, done: make(chan struct{})}
 	go func() { _ = cmd.Wait(); close(p.done) }()
 	t.Cleanup(func() { p.Kill() })
+	return p
+}
+
+// ready waits until the child answers /readyz (true) or exits (false).
+func (p *Proc) ready(t testing.TB) bool {
+	t.Helper()
 	require.Eventually(t, func() bool {
 		select {
 		case <-p.done:
 			return true
 		default:
 		}
-		return Answers200(http.MethodGet, "http://"+listen+"/readyz", "")
+		return Answers200(http.MethodGet, "http://"+p.Listen+"/readyz", "")
 	}, 60*time.Second, 50*time.Millisecond)
 	select {
 	case <-p.done:
-		t.Fatalf("smartmon exited at start:\n%s", logs.String())
+		return false
 	default:
+		return true
 	}
-	return p
 }
 
 // Answers200 sends one request (body as JSON if not empty) and reports
