@@ -22,8 +22,11 @@ import (
 )
 
 // margin is how late after its deadline an alert may be published in
-// tests: publish round trips on a shared, race-instrumented machine.
-const margin = 750 * time.Millisecond
+// tests: publish round trips on a shared, race-instrumented machine (CI
+// runs every package at once on 2 cores). It is generous on purpose: the
+// tests tell "did not wait for the model" by the advice's reason, and by
+// time only where waiting would have taken far longer than this.
+const margin = 2 * time.Second
 
 type harness struct {
 	e    *jsxtest.Env
