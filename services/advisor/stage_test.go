@@ -399,7 +399,7 @@ func TestQueuedAlertsGetLateAdvice(t *testing.T) {
 	}
 	assert.Positive(t, queued, "some alerts waited for the slot")
 	for _, env := range envs {
-		f := waitFor(t, h.e, jsx.SubjectFollowup, env.ID, 3*time.Second)
+		f := waitFor(t, h.e, jsx.SubjectFollowup, env.ID, 10*time.Second)
 		assert.Equal(t, envelope.AdviceOK, f.env.Advice.Status)
 		assert.True(t, f.env.Advice.Late)
 	}
@@ -428,6 +428,6 @@ func TestNoLateAdviceForQueuedAlertsWhenOff(t *testing.T) {
 	// The one call that started finishes and follows up; then nothing more.
 	require.Eventually(t, func() bool {
 		return h.e.Messages(t, jsx.StreamAlerts, jsx.SubjectFollowup+".>") == 1
-	}, 3*time.Second, 10*time.Millisecond)
+	}, 10*time.Second, 10*time.Millisecond)
 	assert.Equal(t, 1, fake.Calls())
 }
