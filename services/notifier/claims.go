@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 )
 
@@ -76,9 +77,11 @@ type claims struct {
 	owner string        // this process, written into the claims it takes
 	every time.Duration // heartbeat interval
 	stale time.Duration // a heartbeat older than this belongs to a dead process
+	// takeovers counts claims taken from a holder that stopped.
+	takeovers prometheus.Counter
 }
 
-func newClaims(kv jetstream.KeyValue, lease time.Duration, now func() time.Time, log *zap.Logger) (*claims, error) {
+func newClaims(kv jetstream.KeyValue, lease time.Duration, now func() time.Time, log *zap.Logger, takeovers prometheus.Counter) (*claims, error) {
 	var b [8]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return nil, fmt.Errorf("owner id: %w", err)
@@ -87,7 +90,7 @@ func newClaims(kv jetstream.KeyValue, lease time.Duration, now func() time.Time,
 	// within that, so a few lost writes or a slow NATS leader election do
 	// not make a live process look dead.
 	stale := min(lease/5, 10*time.Second)
-	return &claims{kv: kv, lease: lease, now: now, log: log, owner: hex.EncodeToString(b[:]), every: stale / 5, stale: stale}, nil
+	return &claims{kv: kv, lease: lease, now: now, log: log, owner: hex.EncodeToString(b[:]), every: stale / 5, stale: stale, takeovers: takeovers}, nil
 }
 
 // beat writes this process's heartbeat at once, then every c.every until
@@ -228,6 +231,9 @@ func (c *claims) take(ctx context.Context, key string, seq uint64) (taken, error
 		r, err := c.kv.Update(ctx, key, pending, rev)
 		if err != nil {
 			continue // someone else moved first: look again
+		}
+		if cl != nil && cl.State == claimPending {
+			c.takeovers.Inc()
 		}
 		return taken{proceed: true, rev: r}, nil
 	}

@@ -104,6 +104,7 @@ type Stage struct {
 	posts    *prometheus.CounterVec
 	failures *prometheus.CounterVec
 	skipped  *prometheus.CounterVec
+	takeover prometheus.Counter
 }
 
 // New validates cfg and builds the sinks. It does no network I/O; Run sets
@@ -178,7 +179,11 @@ func New(cfg Config, deps stage.Deps, opts ...Option) (*Stage, error) {
 		Name: "smartmon_notifier_skipped_total",
 		Help: "Deliveries skipped because the (notification, sink) was already posted.",
 	}, []string{"sink"})
-	for _, c := range []prometheus.Collector{s.posts, s.failures, s.skipped} {
+	s.takeover = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "smartmon_notifier_claims_taken_over_total",
+		Help: "Posts in flight of a notifier that stopped (heartbeat missing or stale, or lease run out), taken over by this one; each may have reached the platform twice.",
+	})
+	for _, c := range []prometheus.Collector{s.posts, s.failures, s.skipped, s.takeover} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register notifier metrics: %w", err)
 		}
@@ -207,7 +212,7 @@ func (s *Stage) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("notifier: %w", err)
 	}
-	cl, err := newClaims(kv, s.cfg.ClaimLease, s.now, s.log)
+	cl, err := newClaims(kv, s.cfg.ClaimLease, s.now, s.log, s.takeover)
 	if err != nil {
 		return fmt.Errorf("notifier: %w", err)
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -168,7 +169,7 @@ func TestPostsOfAStoppedNotifierAreTakenOverWithoutWaitingOutTheLease(t *testing
 	cfg.ClaimLease = 10 * time.Minute // far beyond the test: any post here is a take-over
 	cfg.AdviceDeadline = 10 * time.Minute
 	w := &waits{n: map[string]int{}}
-	startStageB(t, e, cfg, w)
+	r := startStageB(t, e, cfg, w)
 	for _, env := range []*envelope.Envelope{killed, frozen, running} {
 		publish(t, e, jsx.SubjectAdvised, env)
 	}
@@ -197,6 +198,16 @@ func TestPostsOfAStoppedNotifierAreTakenOverWithoutWaitingOutTheLease(t *testing
 	require.Eventually(t, func() bool { return posted()[running.ID] == 1 }, 10*time.Second, 10*time.Millisecond)
 	p := posted()
 	assert.Equal(t, map[string]int{killed.ID: 1, frozen.ID: 1, running.ID: 1}, p)
+	n, err := testutil.GatherAndCount(r.reg, "smartmon_notifier_claims_taken_over_total")
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	mfs, err := r.reg.Gather()
+	require.NoError(t, err)
+	for _, mf := range mfs {
+		if mf.GetName() == "smartmon_notifier_claims_taken_over_total" {
+			assert.InDelta(t, 3, mf.GetMetric()[0].GetCounter().GetValue(), 0, "three claims taken over")
+		}
+	}
 }
 
 // TestLateAdviceDuringTheFirstPostIsNotLost: late advice that arrives while
