@@ -23,6 +23,26 @@ type flight struct {
 	// last is the reason the last attempt failed, while retries go on:
 	// an alert whose deadline passes meanwhile says so.
 	last string
+	// due is the latest deadline of the alerts waiting for this flight:
+	// an alert that joins on time lifts a flight whose first alert is
+	// past its deadline back among the on-time waiters for a model slot.
+	due time.Time
+}
+
+// raise records the deadline of an alert that joined the flight.
+func (f *flight) raise(due time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if due.After(f.due) {
+		f.due = due
+	}
+}
+
+// dueAt is the latest deadline of the flight's alerts.
+func (f *flight) dueAt() time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.due
 }
 
 func (f *flight) setLast(reason string) {
@@ -55,13 +75,14 @@ type flights struct {
 
 // join returns the flight for key, starting one with start if none runs;
 // leader is true for the caller that started it.
-func (g *flights) join(key string, start func(*flight)) (f *flight, leader bool) {
+func (g *flights) join(key string, due time.Time, start func(*flight)) (f *flight, leader bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if f, ok := g.m[key]; ok {
+		f.raise(due)
 		return f, false
 	}
-	f = &flight{done: make(chan struct{})}
+	f = &flight{done: make(chan struct{}), due: due}
 	g.m[key] = f
 	start(f)
 	return f, true
@@ -84,7 +105,7 @@ func (s *Stage) runFlight(ctx, stop context.Context, kv jetstream.KeyValue, key 
 		s.flights.finish(key, f, flightResult{advice: a})
 		return
 	}
-	r := s.ask(ctx, stop, env, due, prio, f)
+	r := s.ask(ctx, stop, env, prio, f)
 	if r.advice != nil {
 		r.advice.ProblemKey = key
 		s.cachePut(ctx, kv, key, r.advice)
@@ -98,10 +119,13 @@ func (s *Stage) runFlight(ctx, stop context.Context, kv jetstream.KeyValue, key 
 // alert's deadline. Waiting for the slot may go on for late_window past
 // the deadline: the alert has gone out without advice by then, and what
 // the call brings is late advice (one attempt, no retries).
-func (s *Stage) ask(ctx, stop context.Context, env *envelope.Envelope, due time.Time, prio int, f *flight) flightResult {
-	startBy := due
+//
+// The deadline that counts is the flight's latest (f.dueAt): alerts of the
+// same problem that join later extend it.
+func (s *Stage) ask(ctx, stop context.Context, env *envelope.Envelope, prio int, f *flight) flightResult {
+	startBy := f.dueAt()
 	if s.cfg.LateWindow > 0 {
-		startBy = due.Add(s.cfg.LateWindow)
+		startBy = startBy.Add(s.cfg.LateWindow)
 	}
 	prompt := s.prompts.Build(env)
 	s.m.promptTokens.Observe(float64(prompt.Tokens))
@@ -110,10 +134,10 @@ func (s *Stage) ask(ctx, stop context.Context, env *envelope.Envelope, due time.
 		if !ok {
 			return flightResult{reason: "circuit open: " + why}
 		}
-		release, err := s.waitSlot(ctx, stop, prio, due, startBy)
+		release, err := s.waitSlot(ctx, stop, prio, f, startBy)
 		if err != nil {
 			s.breaker.release(probe)
-			if stop.Err() != nil && !time.Now().Before(due) {
+			if stop.Err() != nil && !time.Now().Before(f.dueAt()) {
 				return flightResult{reason: "advisor shutting down"}
 			}
 			return flightResult{reason: s.deadlineReason(), noSlot: true}
@@ -145,7 +169,7 @@ func (s *Stage) ask(ctx, stop context.Context, env *envelope.Envelope, due time.
 			delay := s.backoff.Delay(attempt)
 			// Retry only if the next attempt, taking as long as this
 			// one did, can end inside the budget.
-			if time.Now().Add(delay + time.Since(start)).Before(due) {
+			if time.Now().Add(delay + time.Since(start)).Before(f.dueAt()) {
 				s.log.Info("model call failed; retrying inside the budget", zap.String("alert_id", env.ID),
 					zap.Int("attempt", attempt), zap.Duration("retry_in", delay), zap.String("reason", reason))
 				t := time.NewTimer(delay)
@@ -167,15 +191,15 @@ func (s *Stage) ask(ctx, stop context.Context, env *envelope.Envelope, due time.
 // could only bring late advice, and the drain should not wait for a slot.
 // A wait still inside the deadline goes on until it (its alert is still
 // being handled).
-func (s *Stage) waitSlot(ctx, stop context.Context, prio int, due, startBy time.Time) (func(), error) {
+func (s *Stage) waitSlot(ctx, stop context.Context, prio int, f *flight, startBy time.Time) (func(), error) {
 	sctx, cancel := context.WithDeadline(ctx, startBy)
 	defer cancel()
 	unhook := context.AfterFunc(stop, func() {
-		t := time.AfterFunc(time.Until(due), cancel)
+		t := time.AfterFunc(time.Until(f.dueAt()), cancel)
 		context.AfterFunc(sctx, func() { t.Stop() })
 	})
 	defer unhook()
-	return s.slots.acquire(sctx, prio, due)
+	return s.slots.acquire(sctx, prio, f.dueAt)
 }
 
 // callAndParse makes the call and, if the answer breaks the schema, one

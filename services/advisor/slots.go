@@ -24,8 +24,10 @@ type slots struct {
 }
 
 type waiter struct {
-	prio    int
-	due     time.Time
+	prio int
+	// due is read at every hand-over: the deadline of a flight rises
+	// when an alert joins it.
+	due     func() time.Time
 	seq     uint64
 	ready   chan struct{}
 	granted bool
@@ -33,9 +35,9 @@ type waiter struct {
 
 func newSlots(n int) *slots { return &slots{cap: n, now: time.Now} }
 
-// acquire waits for a slot; the returned func releases it. due is the
-// alert's deadline, which orders the waiters.
-func (s *slots) acquire(ctx context.Context, prio int, due time.Time) (func(), error) {
+// acquire waits for a slot; the returned func releases it. due says the
+// waiter's deadline, which orders the waiters.
+func (s *slots) acquire(ctx context.Context, prio int, due func() time.Time) (func(), error) {
 	s.mu.Lock()
 	if s.used < s.cap && len(s.waiters) == 0 {
 		s.used++
@@ -90,7 +92,7 @@ func (s *slots) release() {
 
 // before orders waiters: on time before late, then priority, then arrival.
 func (w *waiter) before(o *waiter, now time.Time) bool {
-	late, oLate := !now.Before(w.due), !now.Before(o.due)
+	late, oLate := !now.Before(w.due()), !now.Before(o.due())
 	if late != oLate {
 		return oLate
 	}

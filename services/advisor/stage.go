@@ -303,7 +303,7 @@ func (s *Stage) advise(ctx, stop, jobsCtx context.Context, kv jetstream.KeyValue
 		if !time.Now().Before(due) {
 			return unavailable(s.deadlineReason()), "none", nil
 		}
-		f, leader := s.flights.join(key, func(f *flight) {
+		f, leader := s.flights.join(key, due, func(f *flight) {
 			s.bg.Go(func() { s.runFlight(jobsCtx, stop, kv, key, env, due, prio, f) })
 		})
 		timer := time.NewTimer(time.Until(due))

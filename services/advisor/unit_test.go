@@ -145,7 +145,7 @@ func TestParseAdvice(t *testing.T) {
 
 func TestSlotsCriticalFirst(t *testing.T) {
 	s := newSlots(1)
-	rel, err := s.acquire(t.Context(), priority("warning"), time.Now().Add(time.Hour))
+	rel, err := s.acquire(t.Context(), priority("warning"), at(time.Now().Add(time.Hour)))
 	require.NoError(t, err)
 	var mu sync.Mutex
 	var order []string
@@ -153,7 +153,7 @@ func TestSlotsCriticalFirst(t *testing.T) {
 	var wg sync.WaitGroup
 	enqueue := func(name string, prio int) {
 		wg.Go(func() {
-			r, err := s.acquire(t.Context(), prio, time.Now().Add(time.Hour))
+			r, err := s.acquire(t.Context(), prio, at(time.Now().Add(time.Hour)))
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -173,7 +173,7 @@ func TestSlotsCriticalFirst(t *testing.T) {
 	// A waiter that gives up leaves the queue.
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
 	defer cancel()
-	_, err = s.acquire(ctx, 0, time.Now().Add(time.Hour))
+	_, err = s.acquire(ctx, 0, at(time.Now().Add(time.Hour)))
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	assert.Equal(t, 3, s.waiting())
 	rel()
@@ -395,13 +395,13 @@ func TestSlotsOnTimeBeforeLate(t *testing.T) {
 	s := newSlots(1)
 	now := time.Now()
 	s.now = func() time.Time { return now }
-	rel, err := s.acquire(t.Context(), priority("warning"), now.Add(time.Hour))
+	rel, err := s.acquire(t.Context(), priority("warning"), at(now.Add(time.Hour)))
 	require.NoError(t, err)
 	var mu sync.Mutex
 	var order []string
 	var errs []error
 	var wg sync.WaitGroup
-	enqueue := func(name string, prio int, due time.Time) {
+	enqueue := func(name string, prio int, due func() time.Time) {
 		wg.Go(func() {
 			r, err := s.acquire(t.Context(), prio, due)
 			mu.Lock()
@@ -414,14 +414,24 @@ func TestSlotsOnTimeBeforeLate(t *testing.T) {
 			r()
 		})
 	}
-	enqueue("late critical", priority("critical"), now.Add(-time.Second))
+	// A flight whose first alert is late, joined by an alert that is on
+	// time: it counts as on time again.
+	joined := &flight{due: now.Add(-time.Second)}
+	enqueue("late critical", priority("critical"), at(now.Add(-time.Second)))
 	require.Eventually(t, func() bool { return s.waiting() == 1 }, time.Second, time.Millisecond)
-	enqueue("on-time warning", priority("warning"), now.Add(time.Minute))
+	enqueue("on-time warning", priority("warning"), at(now.Add(time.Minute)))
 	require.Eventually(t, func() bool { return s.waiting() == 2 }, time.Second, time.Millisecond)
-	enqueue("on-time critical", priority("critical"), now.Add(time.Minute))
+	enqueue("on-time critical", priority("critical"), at(now.Add(time.Minute)))
 	require.Eventually(t, func() bool { return s.waiting() == 3 }, time.Second, time.Millisecond)
+	enqueue("late, then joined on time (warning)", priority("warning"), joined.dueAt)
+	require.Eventually(t, func() bool { return s.waiting() == 4 }, time.Second, time.Millisecond)
+	joined.raise(now.Add(time.Minute))
+	joined.raise(now.Add(-time.Hour)) // an earlier deadline never lowers it
 	rel()
 	wg.Wait()
 	require.Empty(t, errs)
-	assert.Equal(t, []string{"on-time critical", "on-time warning", "late critical"}, order)
+	assert.Equal(t, []string{"on-time critical", "on-time warning", "late, then joined on time (warning)", "late critical"}, order)
 }
+
+// at is a fixed deadline.
+func at(t time.Time) func() time.Time { return func() time.Time { return t } }
