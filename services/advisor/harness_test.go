@@ -230,3 +230,16 @@ func collect(tb testing.TB, e *jsxtest.Env, prefix string) map[string]published 
 	}
 	return out
 }
+
+// publishDistinct publishes n alerts of n different problems (services
+// svc0…), as a burst of unrelated incidents would arrive.
+func publishDistinct(tb testing.TB, h *harness, n int) []*envelope.Envelope {
+	tb.Helper()
+	envs := make([]*envelope.Envelope, 0, n)
+	for i := range n {
+		env := crashEnv(tb, fmt.Sprintf("svc%d", i), fmt.Sprintf("svc%d-0", i), 0)
+		envs = append(envs, env)
+		publish(tb, h.e, env)
+	}
+	return envs
+}

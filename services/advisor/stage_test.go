@@ -201,12 +201,7 @@ func TestConcurrencyCap(t *testing.T) {
 	cfg.Deadline = 5 * time.Second
 	cfg.CallTimeout = 5 * time.Second
 	h := startStage(t, cfg, fake)
-	var envs []*envelope.Envelope
-	for i := range 12 {
-		env := crashEnv(t, fmt.Sprintf("svc%d", i), fmt.Sprintf("svc%d-0", i), 0)
-		envs = append(envs, env)
-		publish(t, h.e, env)
-	}
+	envs := publishDistinct(t, h, 12)
 	for _, env := range envs {
 		p := waitFor(t, h.e, jsx.SubjectAdvised, env.ID, cfg.Deadline+margin)
 		assert.Equal(t, envelope.AdviceOK, p.env.Advice.Status, p.env.Advice.Reason)
@@ -224,12 +219,7 @@ func TestWaitingForAModelSlotNeverHoldsAnAlert(t *testing.T) {
 	cfg := testConfig(BackendOllama, fake.URL)
 	cfg.Deadline = 700 * time.Millisecond
 	h := startStage(t, cfg, fake)
-	var envs []*envelope.Envelope
-	for i := range 20 {
-		env := crashEnv(t, fmt.Sprintf("svc%d", i), fmt.Sprintf("svc%d-0", i), 0)
-		envs = append(envs, env)
-		publish(t, h.e, env)
-	}
+	envs := publishDistinct(t, h, 20)
 	for _, env := range envs {
 		p := waitFor(t, h.e, jsx.SubjectAdvised, env.ID, cfg.Deadline+margin+time.Second)
 		assert.LessOrEqual(t, p.at.Sub(env.ReceivedAt), cfg.Deadline+margin)
@@ -382,12 +372,7 @@ func TestQueuedAlertsGetLateAdvice(t *testing.T) {
 	cfg.Deadline = 300 * time.Millisecond
 	cfg.LateWindow = time.Minute
 	h := startStage(t, cfg, fake)
-	var envs []*envelope.Envelope
-	for i := range 3 {
-		env := crashEnv(t, fmt.Sprintf("svc%d", i), fmt.Sprintf("svc%d-0", i), 0)
-		envs = append(envs, env)
-		publish(t, h.e, env)
-	}
+	envs := publishDistinct(t, h, 3)
 	queued := 0
 	for _, env := range envs {
 		p := waitFor(t, h.e, jsx.SubjectAdvised, env.ID, cfg.Deadline+margin)
@@ -415,12 +400,7 @@ func TestNoLateAdviceForQueuedAlertsWhenOff(t *testing.T) {
 	cfg.Deadline = 300 * time.Millisecond
 	cfg.LateWindow = -1
 	h := startStage(t, cfg, fake)
-	var envs []*envelope.Envelope
-	for i := range 3 {
-		env := crashEnv(t, fmt.Sprintf("svc%d", i), fmt.Sprintf("svc%d-0", i), 0)
-		envs = append(envs, env)
-		publish(t, h.e, env)
-	}
+	envs := publishDistinct(t, h, 3)
 	for _, env := range envs {
 		p := waitFor(t, h.e, jsx.SubjectAdvised, env.ID, cfg.Deadline+margin)
 		assert.NotContains(t, p.env.Advice.Reason, "late advice follows")

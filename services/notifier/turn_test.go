@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -21,6 +22,53 @@ import (
 	"github.com/smart-k8s-monitor/smart-k8s-monitor/services/notifier"
 	"github.com/smart-k8s-monitor/smart-k8s-monitor/services/notifier/notifiertest"
 )
+
+// holdingHook is a generic webhook receiver that keeps requests waiting
+// until release: a platform slow to answer while the test looks at the
+// notifier's state. It records each request's Idempotency-Key
+// ("<notification id>:<kind>").
+type holdingHook struct {
+	srv       *httptest.Server
+	firstOnly bool // hold only the first request
+	held      chan struct{}
+	once      sync.Once
+	mu        sync.Mutex
+	got       []string
+}
+
+func newHoldingHook(t *testing.T, firstOnly bool) *holdingHook {
+	t.Helper()
+	h := &holdingHook{firstOnly: firstOnly, held: make(chan struct{})}
+	h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var env envelope.Envelope
+		if err := json.NewDecoder(r.Body).Decode(&env); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		h.mu.Lock()
+		h.got = append(h.got, r.Header.Get("Idempotency-Key"))
+		hold := !h.firstOnly || len(h.got) == 1
+		h.mu.Unlock()
+		if hold {
+			select {
+			case <-h.held:
+			case <-r.Context().Done():
+			}
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(h.srv.Close)
+	t.Cleanup(h.release)
+	return h
+}
+
+func (h *holdingHook) release() { h.once.Do(func() { close(h.held) }) }
+
+func (h *holdingHook) keys() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.got)
+}
 
 // pendingClaims counts the claims of a sink that say "pending".
 func pendingClaims(t *testing.T, e *jsxtest.Env, sinkName string) int {
@@ -56,26 +104,8 @@ func pendingClaims(t *testing.T, e *jsxtest.Env, sinkName string) int {
 // repeat (and hold back for the claim lease) only the one in flight.
 func TestOneClaimPendingPerSink(t *testing.T) {
 	e := jsxtest.Start(t)
-	release := make(chan struct{})
-	var mu sync.Mutex
-	got := map[string]int{}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var env envelope.Envelope
-		if err := json.NewDecoder(r.Body).Decode(&env); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		mu.Lock()
-		got[env.ID]++
-		mu.Unlock()
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-		w.WriteHeader(http.StatusNoContent)
-	}))
-	t.Cleanup(srv.Close)
-	cfg := fastConfig(sink("hook", notifier.TypeWebhook, srv.URL))
+	hook := newHoldingHook(t, false)
+	cfg := fastConfig(sink("hook", notifier.TypeWebhook, hook.srv.URL))
 	cfg.HTTPTimeout = 10 * time.Second
 	cfg.ClaimLease = 30 * time.Second
 	cfg.Concurrency = 6
@@ -87,26 +117,16 @@ func TestOneClaimPendingPerSink(t *testing.T) {
 	}
 	// The first post is held at the platform; the others have been
 	// handed to workers by now (concurrency 6) and queue for the sink.
-	require.Eventually(t, func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(got) == 1
-	}, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return len(hook.keys()) == 1 }, 10*time.Second, 10*time.Millisecond)
 	for range 20 {
 		assert.Equal(t, 1, pendingClaims(t, e, "hook"), "claims pending while one post is in flight")
 	}
-	close(release)
-	require.Eventually(t, func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(got) == n
-	}, 10*time.Second, 10*time.Millisecond)
+	hook.release()
+	require.Eventually(t, func() bool { return len(hook.keys()) == n }, 10*time.Second, 10*time.Millisecond)
 	settled(t, e, "notifier")
-	mu.Lock()
-	defer mu.Unlock()
-	for id, c := range got {
-		assert.Equal(t, 1, c, "posts of %s", id)
-	}
+	keys := hook.keys()
+	slices.Sort(keys)
+	assert.Len(t, slices.Compact(keys), n, "each notification posted once")
 	assert.Zero(t, pendingClaims(t, e, "hook"))
 }
 
@@ -215,40 +235,15 @@ func TestPostsOfAStoppedNotifierAreTakenOverWithoutWaitingOutTheLease(t *testing
 // up, instead of finding the notification done and dropping the advice.
 func TestLateAdviceDuringTheFirstPostIsNotLost(t *testing.T) {
 	e := jsxtest.Start(t)
-	release := make(chan struct{})
-	var mu sync.Mutex
-	var kinds []string
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var env envelope.Envelope
-		if err := json.NewDecoder(r.Body).Decode(&env); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		mu.Lock()
-		kinds = append(kinds, r.Header.Get("Idempotency-Key"))
-		first := len(kinds) == 1
-		mu.Unlock()
-		if first {
-			select {
-			case <-release:
-			case <-r.Context().Done():
-			}
-		}
-		w.WriteHeader(http.StatusNoContent)
-	}))
-	t.Cleanup(srv.Close)
-	cfg := fastConfig(sink("hook", notifier.TypeWebhook, srv.URL))
+	hook := newHoldingHook(t, true)
+	cfg := fastConfig(sink("hook", notifier.TypeWebhook, hook.srv.URL))
 	cfg.AdviceDeadline = time.Minute
 	startStage(t, e, cfg)
 
 	env := testEnvelope(t, "during", 1, envelope.StatusFiring)
 	env.Advice = &envelope.Advice{Status: envelope.AdviceUnavailable, Reason: "deadline"}
 	publish(t, e, jsx.SubjectAdvised, env)
-	require.Eventually(t, func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(kinds) == 1
-	}, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return len(hook.keys()) == 1 }, 10*time.Second, 10*time.Millisecond)
 	late := withAdvice(testEnvelope(t, "during", 1, envelope.StatusFiring))
 	late.Advice.Late = true
 	publish(t, e, jsx.SubjectFollowup, late)
@@ -262,10 +257,8 @@ func TestLateAdviceDuringTheFirstPostIsNotLost(t *testing.T) {
 		info, err := c.Info(context.Background())
 		return err == nil && info.NumAckPending == 1
 	}, 10*time.Second, 10*time.Millisecond)
-	close(release)
+	hook.release()
 	settled(t, e, "notifier-followup")
 	settled(t, e, "notifier")
-	mu.Lock()
-	defer mu.Unlock()
-	assert.Equal(t, []string{env.ID + ":notify", env.ID + ":followup"}, kinds)
+	assert.Equal(t, []string{env.ID + ":notify", env.ID + ":followup"}, hook.keys())
 }
