@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -41,7 +42,9 @@ type claim struct {
 	Owner string `json:"owner,omitempty"`
 }
 
-// heartbeat is the value of an owner's key.
+// heartbeat is the value of an owner's key. The time is for people
+// reading the bucket; others judge a holder by whether the key's revision
+// moves (see holderGone).
 type heartbeat struct {
 	At time.Time `json:"at"`
 }
@@ -66,9 +69,9 @@ func groupKeyFor(groupKey, sink string) string {
 //
 // A pending claim is normally left to its holder until the lease runs out
 // (the longest a post can take). When the holder is another process whose
-// heartbeat has stopped (it was killed), the claim is taken over as soon
-// as the heartbeat is stale instead: after a crash, the one post per sink
-// that was in flight waits seconds, not the whole lease.
+// heartbeat has stopped (it was killed), the claim is taken over once the
+// heartbeat has stood still for c.stale instead: after a crash, the one
+// post per sink that was in flight waits seconds, not the whole lease.
 type claims struct {
 	kv    jetstream.KeyValue
 	lease time.Duration
@@ -79,6 +82,18 @@ type claims struct {
 	stale time.Duration // a heartbeat older than this belongs to a dead process
 	// takeovers counts claims taken from a holder that stopped.
 	takeovers prometheus.Counter
+
+	// beats remembers, per holder, the last heartbeat revision seen and
+	// when (by this process's clock). A holder is judged by whether its
+	// heartbeat moves, not by the time written in it: clocks of
+	// different machines may disagree by more than the stale limit.
+	mu    sync.Mutex
+	beats map[string]seenBeat
+}
+
+type seenBeat struct {
+	rev uint64
+	at  time.Time
 }
 
 func newClaims(kv jetstream.KeyValue, lease time.Duration, now func() time.Time, log *zap.Logger, takeovers prometheus.Counter) (*claims, error) {
@@ -90,7 +105,8 @@ func newClaims(kv jetstream.KeyValue, lease time.Duration, now func() time.Time,
 	// within that, so a few lost writes or a slow NATS leader election do
 	// not make a live process look dead.
 	stale := min(lease/5, 10*time.Second)
-	return &claims{kv: kv, lease: lease, now: now, log: log, owner: hex.EncodeToString(b[:]), every: stale / 5, stale: stale, takeovers: takeovers}, nil
+	return &claims{kv: kv, lease: lease, now: now, log: log, owner: hex.EncodeToString(b[:]), every: stale / 5, stale: stale, takeovers: takeovers,
+		beats: map[string]seenBeat{}}, nil
 }
 
 // beat writes this process's heartbeat at once, then every c.every until
@@ -138,8 +154,11 @@ func (c *claims) beat(ctx context.Context) (wait func(), err error) {
 }
 
 // holderGone reports whether the process that owns a pending claim has
-// stopped: its heartbeat is missing or stale. Any doubt (a read error)
-// says no, and the lease decides.
+// stopped: its heartbeat is missing, or has not moved for c.stale as this
+// process saw it. The first look at a holder only starts the clock, so
+// after a restart a crashed holder's post waits c.stale. Any doubt (a read
+// error) says no, and the lease decides. It also returns how long the
+// heartbeat has stood still, for the log.
 func (c *claims) holderGone(ctx context.Context, owner string) (time.Duration, bool) {
 	if owner == "" || owner == c.owner {
 		return 0, false
@@ -151,12 +170,19 @@ func (c *claims) holderGone(ctx context.Context, owner string) (time.Duration, b
 	if err != nil {
 		return 0, false
 	}
-	var hb heartbeat
-	if json.Unmarshal(e.Value(), &hb) != nil {
+	now := c.now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	seen, ok := c.beats[owner]
+	if !ok || seen.rev != e.Revision() {
+		if len(c.beats) > 1000 {
+			clear(c.beats) // holders come and go with restarts; forget old ones
+		}
+		c.beats[owner] = seenBeat{rev: e.Revision(), at: now}
 		return 0, false
 	}
-	age := c.now().Sub(hb.At)
-	return age, age > c.stale
+	still := now.Sub(seen.at)
+	return still, still > c.stale
 }
 
 // errBusy means another worker holds the claim right now.
@@ -216,12 +242,12 @@ func (c *claims) take(ctx context.Context, key string, seq uint64) (taken, error
 				return taken{prior: cl}, nil
 			case cl.State == claimPending:
 				if age := c.now().Sub(cl.At); age < c.lease {
-					hb, gone := c.holderGone(ctx, cl.Owner)
+					still, gone := c.holderGone(ctx, cl.Owner)
 					if !gone {
 						return taken{wait: min(c.lease-age, c.every, 5*time.Second)}, nil
 					}
 					c.log.Info("taking over a post in flight of a notifier that stopped",
-						zap.String("key", key), zap.String("holder", cl.Owner), zap.Duration("heartbeat_age", hb.Round(time.Millisecond)))
+						zap.String("key", key), zap.String("holder", cl.Owner), zap.Duration("heartbeat_still_for", still.Round(time.Millisecond)))
 				}
 				// The holder crashed mid-delivery: take over. This is
 				// the one case that can post twice (the crash may have

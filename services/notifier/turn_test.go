@@ -153,9 +153,10 @@ func (w *waits) of(id string) int {
 }
 
 // TestPostsOfAStoppedNotifierAreTakenOverWithoutWaitingOutTheLease: claims
-// left pending by notifiers that died (heartbeat missing or stale) are
-// taken over at once; a claim whose holder still beats is left alone until
-// that holder stops.
+// left pending by notifiers that died are taken over, at once when the
+// heartbeat is gone, after the stale limit when it stands still (whatever
+// time is written in it: clocks differ); a claim whose holder still beats
+// is left alone until that holder stops.
 func TestPostsOfAStoppedNotifierAreTakenOverWithoutWaitingOutTheLease(t *testing.T) {
 	e := jsxtest.Start(t)
 	ctx := context.Background()
@@ -175,18 +176,22 @@ func TestPostsOfAStoppedNotifierAreTakenOverWithoutWaitingOutTheLease(t *testing
 		Owner string    `json:"owner"`
 	}
 	killed := withAdvice(testEnvelope(t, "killed", 1, envelope.StatusFiring))   // no heartbeat at all
-	frozen := withAdvice(testEnvelope(t, "frozen", 1, envelope.StatusFiring))   // heartbeat a minute old
-	running := withAdvice(testEnvelope(t, "running", 1, envelope.StatusFiring)) // heartbeat fresh
+	frozen := withAdvice(testEnvelope(t, "frozen", 1, envelope.StatusFiring))   // heartbeat stands still
+	running := withAdvice(testEnvelope(t, "running", 1, envelope.StatusFiring)) // heartbeat moves
 	now := time.Now().UTC()
 	put("n."+killed.ID+".hook", pending{State: "pending", At: now, Owner: "0badc0de"})
 	put("n."+frozen.ID+".hook", pending{State: "pending", At: now, Owner: "f0f0f0f0"})
-	put("o.f0f0f0f0", map[string]time.Time{"at": now.Add(-time.Minute)})
+	// Written "in the future": a holder whose clock runs ahead still
+	// counts as stopped once its heartbeat stops moving.
+	put("o.f0f0f0f0", map[string]time.Time{"at": now.Add(time.Hour)})
 	put("n."+running.ID+".hook", pending{State: "pending", At: now, Owner: "a11ve000"})
 	beat := func() { put("o.a11ve000", map[string]time.Time{"at": time.Now().UTC()}) }
 	beat()
 
 	cfg := fastConfig(sink("hook", notifier.TypeWebhook, hook.URL()))
-	cfg.ClaimLease = 10 * time.Minute // far beyond the test: any post here is a take-over
+	// Stale after 6 s of standing still, lease 30 s: well beyond the
+	// test, so any post here is a take-over.
+	cfg.ClaimLease = 30 * time.Second
 	cfg.AdviceDeadline = 10 * time.Minute
 	w := &waits{n: map[string]int{}}
 	r := startStageB(t, e, cfg, w)
@@ -202,10 +207,13 @@ func TestPostsOfAStoppedNotifierAreTakenOverWithoutWaitingOutTheLease(t *testing
 		}
 		return out
 	}
+	require.Eventually(t, func() bool { return posted()[killed.ID] == 1 }, 10*time.Second, 10*time.Millisecond,
+		"the claim of a notifier without a heartbeat was not taken over")
+	// The live holder keeps beating meanwhile.
 	require.Eventually(t, func() bool {
-		p := posted()
-		return p[killed.ID] == 1 && p[frozen.ID] == 1
-	}, 10*time.Second, 10*time.Millisecond, "claims of dead notifiers were not taken over")
+		beat()
+		return posted()[frozen.ID] == 1
+	}, 20*time.Second, 50*time.Millisecond, "the claim of a notifier whose heartbeat stood still was not taken over")
 	// The live holder keeps beating: the notifier comes back to its claim
 	// and waits, more than once, without posting.
 	require.Eventually(t, func() bool {
