@@ -105,8 +105,10 @@ func newClaims(kv jetstream.KeyValue, lease time.Duration, now func() time.Time,
 	// within that, so a few lost writes or a slow NATS leader election do
 	// not make a live process look dead.
 	stale := min(lease/5, 10*time.Second)
-	return &claims{kv: kv, lease: lease, now: now, log: log, owner: hex.EncodeToString(b[:]), every: stale / 5, stale: stale, takeovers: takeovers,
-		beats: map[string]seenBeat{}}, nil
+	return &claims{
+		kv: kv, lease: lease, now: now, log: log, owner: hex.EncodeToString(b[:]),
+		every: stale / 5, stale: stale, takeovers: takeovers, beats: map[string]seenBeat{},
+	}, nil
 }
 
 // beat writes this process's heartbeat at once, then every c.every until
