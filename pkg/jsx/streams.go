@@ -24,7 +24,11 @@ const (
 	// SubjectFollowup carries advice that arrived after its notification was
 	// already posted without it.
 	SubjectFollowup = "alerts.followup"
-	SubjectDLQ      = "dlq"
+	// SubjectLate carries alerts that went out without advice while the
+	// advisor still works on it: the advisor's durable to-do for late
+	// advice, so a restart does not forget it.
+	SubjectLate = "alerts.late"
+	SubjectDLQ  = "dlq"
 )
 
 // KV bucket names.
@@ -73,6 +77,12 @@ func ConsumerNotifier() Consumer {
 // MaxAckPending.
 func ConsumerNotifierOverdue() Consumer {
 	return Consumer{Name: "notifier-overdue", Filter: SubjectEnriched + ".>", AckWait: 30 * time.Second, MaxAckPending: 100000}
+}
+
+// ConsumerAdvisorLate reads the advisor's late-advice to-do. Its handlers
+// wait for the model for minutes; the consume loop keeps them in progress.
+func ConsumerAdvisorLate() Consumer {
+	return Consumer{Name: "advisor-late", Filter: SubjectLate + ".>", AckWait: 30 * time.Second, MaxAckPending: 1024}
 }
 
 // ConsumerNotifierFollowup reads late advice.

@@ -88,6 +88,14 @@ func (g *flights) join(key string, due time.Time, start func(*flight)) (f *fligh
 	return f, true
 }
 
+// running returns the flight for key if one is in the air.
+func (g *flights) running(key string) (*flight, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	f, ok := g.m[key]
+	return f, ok
+}
+
 func (g *flights) finish(key string, f *flight, r flightResult) {
 	g.mu.Lock()
 	delete(g.m, key)

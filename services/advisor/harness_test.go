@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -33,6 +34,8 @@ type harness struct {
 	st   *Stage
 	fake *fakellm.Server
 	reg  *prometheus.Registry
+	// stop shuts the stage down gracefully and waits (also at cleanup).
+	stop func()
 }
 
 // testConfig is a config with short budgets so the package's tests take
@@ -51,7 +54,12 @@ func testConfig(backend, url string) Config {
 
 func startStage(tb testing.TB, cfg Config, fake *fakellm.Server) *harness {
 	tb.Helper()
-	e := jsxtest.Start(tb)
+	return startStageOn(tb, jsxtest.Start(tb), cfg, fake)
+}
+
+// startStageOn runs a stage on an existing JetStream (a restart).
+func startStageOn(tb testing.TB, e *jsxtest.Env, cfg Config, fake *fakellm.Server) *harness {
+	tb.Helper()
 	reg := prometheus.NewRegistry()
 	log := zaptest.NewLogger(tb)
 	if _, bench := tb.(*testing.B); bench {
@@ -62,21 +70,25 @@ func startStage(tb testing.TB, cfg Config, fake *fakellm.Server) *harness {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- st.Run(ctx) }()
-	tb.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			require.NoError(tb, err)
-		case <-time.After(2*cfg.DrainTimeout + 15*time.Second):
-			tb.Error("advisor did not stop")
-		}
-	})
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				require.NoError(tb, err)
+			case <-time.After(2*cfg.DrainTimeout + 15*time.Second):
+				tb.Error("advisor did not stop")
+			}
+		})
+	}
+	tb.Cleanup(stop)
 	// Wait for the consumer to exist, so publishes are not racing it.
 	require.Eventually(tb, func() bool {
 		c, err := e.JS.Consumer(context.Background(), jsx.StreamAlerts, jsx.ConsumerAdvisor().Name)
 		return err == nil && c != nil
 	}, 5*time.Second, 10*time.Millisecond)
-	return &harness{e: e, st: st, fake: fake, reg: reg}
+	return &harness{e: e, st: st, fake: fake, reg: reg, stop: stop}
 }
 
 type alertOpt func(*envelope.Envelope)

@@ -131,8 +131,12 @@ func (s *Stage) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("advisor: %w", err)
 	}
-	spec := jsx.ConsumerAdvisor()
+	spec, lateSpec := jsx.ConsumerAdvisor(), jsx.ConsumerAdvisorLate()
 	cons, err := jsx.EnsureConsumer(ctx, js, spec, replicas)
+	if err != nil {
+		return fmt.Errorf("advisor: %w", err)
+	}
+	lateCons, err := jsx.EnsureConsumer(ctx, js, lateSpec, replicas)
 	if err != nil {
 		return fmt.Errorf("advisor: %w", err)
 	}
@@ -149,7 +153,21 @@ func (s *Stage) Run(ctx context.Context) error {
 		AckWait:      spec.AckWait,
 		DrainTimeout: s.cfg.DrainTimeout,
 	}, js, cons, s.handler(ctx, jobsCtx, kv), s.log, s.obs)
+	late := jsx.NewLoop(jsx.LoopConfig{
+		Stage:        envelope.StageAdvisor,
+		Concurrency:  s.cfg.Inflight,
+		AckWait:      lateSpec.AckWait,
+		DrainTimeout: s.cfg.DrainTimeout,
+		// Restarts hand the to-do back (not counted), publish errors
+		// are retried; past the window the handler drops it itself.
+		MaxAttempts: 100,
+	}, js, lateCons, s.lateHandler(ctx, jobsCtx, kv), s.log.With(zap.String("consumer", lateSpec.Name)), s.obs)
+	var lateErr error
+	var lateLoop sync.WaitGroup
+	lateLoop.Go(func() { lateErr = late.Run(ctx) })
 	err = loop.Run(ctx)
+	lateLoop.Wait()
+	err = errors.Join(err, lateErr)
 
 	done := make(chan struct{})
 	go func() { s.bg.Wait(); close(done) }()
@@ -244,8 +262,97 @@ func (s *Stage) handler(stop, jobsCtx context.Context, kv jetstream.KeyValue) js
 		s.m.advice.WithLabelValues(adv.Status, source).Inc()
 		d.Detail = traceDetail(adv, source)
 		if fl != nil {
-			s.followup(jobsCtx, env, fl)
+			s.owe(ctx, jobsCtx, env, fl)
 		}
+		return nil
+	}
+}
+
+// errStopping hands a late-advice to-do back to JetStream while the advisor
+// shuts down; the next advisor carries on with it.
+const errStopping = "advisor shutting down: late advice continues after the restart"
+
+// owe records that env's advice is still coming: on alerts.late.<id>,
+// which the late loop (lateHandler) works through, so the promise survives
+// a restart. If that publish fails, the follow-up is still delivered from
+// memory, as long as this process lives.
+func (s *Stage) owe(ctx, jobsCtx context.Context, env *envelope.Envelope, f *flight) {
+	pctx, cancel := context.WithTimeout(ctx, publishTimeout)
+	defer cancel()
+	if _, err := jsx.PublishEnvelope(pctx, s.deps.JS, jsx.SubjectLate, env, envelope.StageAdvisor); err != nil {
+		s.log.Warn("cannot record the late-advice to-do; it follows from memory (lost if the advisor restarts first)",
+			zap.String("alert_id", env.ID), zap.Error(err))
+		s.followup(jobsCtx, env, f)
+	}
+}
+
+// lateHandler works through the late-advice to-do. It waits for the
+// problem's flight (the one still in the air, or a new one after a
+// restart) until the late window and one call's time have passed, and
+// publishes what it brings on alerts.followup.<id>. The alert itself went
+// out at its deadline; nothing here holds it.
+func (s *Stage) lateHandler(stop, jobsCtx context.Context, kv jetstream.KeyValue) jsx.Handler {
+	return func(ctx context.Context, d *jsx.Delivery) error {
+		env := d.Envelope
+		due := env.ReceivedAt.Add(s.cfg.Deadline)
+		end := due.Add(max(s.cfg.LateWindow, 0) + s.cfg.CallTimeout)
+		if !time.Now().Before(end) || d.Final {
+			d.Detail = "no late advice: its window has passed"
+			return nil
+		}
+		key := cacheKey(env, s.backend.Name(), s.cfg.Model)
+		adv := s.cacheGet(ctx, kv, key, end)
+		if adv == nil {
+			f, ok := s.flights.running(key)
+			switch {
+			case ok:
+				f.raise(due)
+			case s.cfg.LateWindow > 0:
+				// After a restart: ask again, in the late class.
+				f, _ = s.flights.join(key, due, func(f *flight) {
+					s.bg.Go(func() { s.runFlight(jobsCtx, stop, kv, key, env, due, priority(env.Severity()), f) })
+				})
+			default:
+				// No late window and no call in the air (it ended just
+				// now, or with the process that made it).
+				if adv = s.cacheGet(ctx, kv, key, end); adv == nil {
+					d.Detail = "no late advice: no call was running for it"
+					return nil
+				}
+			}
+			if adv == nil {
+				timer := time.NewTimer(time.Until(end))
+				defer timer.Stop()
+				select {
+				case <-f.done:
+				case <-timer.C:
+					d.Detail = "no late advice: the model did not answer in time"
+					return nil
+				case <-stop.Done():
+					return retry.Wait(time.Second, errStopping)
+				case <-ctx.Done():
+					return retry.Wait(time.Second, errStopping)
+				}
+				if f.res.advice == nil {
+					if stop.Err() != nil {
+						return retry.Wait(time.Second, errStopping)
+					}
+					d.Detail = "no late advice: " + f.res.reason
+					return nil
+				}
+				a := *f.res.advice
+				adv = &a
+			}
+		}
+		adv.Late = true
+		out := withAdvice(env, adv, envelope.StageRecord{Stage: envelope.StageAdvisor, Started: time.Now().UTC(), Attempt: d.Attempt, Note: "late advice"})
+		pctx, cancel := context.WithTimeout(ctx, publishTimeout)
+		defer cancel()
+		if _, err := jsx.PublishEnvelope(pctx, s.deps.JS, jsx.SubjectFollowup, out, envelope.StageAdvisor); err != nil {
+			return fmt.Errorf("advisor: late advice: %w", err)
+		}
+		s.m.late.Inc()
+		d.Detail = "late advice from " + adv.Model
 		return nil
 	}
 }

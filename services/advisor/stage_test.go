@@ -1,6 +1,7 @@
 package advisor
 
 import (
+	"context"
 	"fmt"
 	"net/http/httptest"
 	"strings"
@@ -410,4 +411,46 @@ func TestNoLateAdviceForQueuedAlertsWhenOff(t *testing.T) {
 		return h.e.Messages(t, jsx.StreamAlerts, jsx.SubjectFollowup+".>") == 1
 	}, 10*time.Second, 10*time.Millisecond)
 	assert.Equal(t, 1, fake.Calls())
+}
+
+// TestLateAdviceSurvivesARestart: alerts that went out without advice while
+// the model was busy still get their late advice when the advisor is
+// restarted before the model answered: the to-do is in JetStream, not in
+// the process.
+func TestLateAdviceSurvivesARestart(t *testing.T) {
+	fake := fakellm.NewOllama(t, fakellm.WithMode(fakellm.Slow), fakellm.WithSlowDelay(500*time.Millisecond),
+		fakellm.WithParallel(4, 512), fakellm.WithLoaded("mistral:latest"))
+	cfg := testConfig(BackendOllama, fake.URL)
+	cfg.Deadline = 300 * time.Millisecond
+	cfg.LateWindow = time.Minute
+	cfg.DrainTimeout = 100 * time.Millisecond // the first advisor abandons its calls
+	h := startStage(t, cfg, fake)
+	envs := publishDistinct(t, h, 3)
+	for _, env := range envs {
+		p := waitFor(t, h.e, jsx.SubjectAdvised, env.ID, cfg.Deadline+margin)
+		assert.Equal(t, envelope.AdviceUnavailable, p.env.Advice.Status)
+	}
+	require.Eventually(t, func() bool {
+		return h.e.Messages(t, jsx.StreamAlerts, jsx.SubjectLate+".>") == 3
+	}, 10*time.Second, 10*time.Millisecond, "the late-advice to-do is recorded")
+	h.stop()
+	before := h.e.Messages(t, jsx.StreamAlerts, jsx.SubjectFollowup+".>")
+	require.Less(t, before, uint64(3), "the restart came before every answer")
+
+	again := startStageOn(t, h.e, cfg, fake)
+	for _, env := range envs {
+		f := waitFor(t, again.e, jsx.SubjectFollowup, env.ID, 10*time.Second)
+		assert.Equal(t, envelope.AdviceOK, f.env.Advice.Status)
+		assert.True(t, f.env.Advice.Late)
+	}
+	// Handled once: the to-do is acknowledged, nothing is left pending.
+	require.Eventually(t, func() bool {
+		c, err := again.e.JS.Consumer(context.Background(), jsx.StreamAlerts, jsx.ConsumerAdvisorLate().Name)
+		if err != nil {
+			return false
+		}
+		info, err := c.Info(context.Background())
+		return err == nil && info.NumPending == 0 && info.NumAckPending == 0
+	}, 10*time.Second, 10*time.Millisecond)
+	assert.Equal(t, uint64(3), again.e.Messages(t, jsx.StreamAlerts, jsx.SubjectFollowup+".>"), "one follow-up each")
 }
