@@ -59,6 +59,9 @@ func TestMeasureBurst(t *testing.T) {
 				fakellm.WithLoaded("mistral:latest"), fakellm.WithParallel(1, 512))
 			cfg := testConfig(BackendOllama, fake.URL)
 			cfg.Deadline, cfg.CallTimeout, cfg.DrainTimeout = sc(45*time.Second), sc(3*time.Minute), sc(90*time.Second)
+			// A 2-minute late window (the default is 10) keeps the
+			// measurement short; late advice scales with it.
+			cfg.LateWindow = sc(2 * time.Minute)
 			h := startStage(t, cfg, fake)
 			var envs []*envelope.Envelope
 			for i := range 200 {
@@ -83,9 +86,13 @@ func TestMeasureBurst(t *testing.T) {
 				}
 			}
 			allAdvised := time.Since(start)
-			// Calls that started inside the budget finish and bring late
-			// advice: wait for them.
-			require.Eventually(t, func() bool { return testutil.ToFloat64(h.st.m.inflight) == 0 }, cfg.CallTimeout, 100*time.Millisecond)
+			// Calls that started inside the budget, and those that got a
+			// slot within the late window, finish and bring late advice:
+			// wait until the window is over and the last call is done.
+			windowEnd := start.Add(cfg.Deadline + cfg.LateWindow + sc(30*time.Second))
+			require.Eventually(t, func() bool {
+				return time.Now().After(windowEnd) && testutil.ToFloat64(h.st.m.inflight) == 0
+			}, time.Until(windowEnd)+cfg.CallTimeout, 100*time.Millisecond)
 			require.Eventually(t, func() bool {
 				return testutil.ToFloat64(h.st.m.late) == float64(h.e.Messages(t, jsx.StreamAlerts, jsx.SubjectFollowup+".>"))
 			}, 10*time.Second, 100*time.Millisecond)
