@@ -286,6 +286,62 @@ func (s *Stage) owe(ctx, jobsCtx context.Context, env *envelope.Envelope, f *fli
 	}
 }
 
+// awaitLate waits for the advice on key until end: from the cache, from
+// the flight in the air (the one this alert gave up on at its deadline),
+// or, after a restart or when that flight's own window closed first, from
+// a new one. It returns nil and why when there is none, or nil when stop
+// or ctx ended (the to-do goes back to JetStream).
+func (s *Stage) awaitLate(ctx, stop, jobsCtx context.Context, kv jetstream.KeyValue, key string,
+	env *envelope.Envelope, due, end time.Time,
+) (*envelope.Advice, string) {
+	timer := time.NewTimer(time.Until(end))
+	defer timer.Stop()
+	for {
+		if a := s.cacheGet(ctx, kv, key, end); a != nil {
+			return a, ""
+		}
+		f, ok := s.flights.running(key)
+		switch {
+		case ok:
+			f.raise(due)
+		case s.cfg.LateWindow > 0 && time.Now().Before(due.Add(s.cfg.LateWindow)):
+			f, _ = s.flights.join(key, due, func(f *flight) {
+				s.bg.Go(func() { s.runFlight(jobsCtx, stop, kv, key, env, due, priority(env.Severity()), f) })
+			})
+		default:
+			// No call in the air and none to start: it ended just now
+			// (the cache was empty a moment ago), or with the process
+			// that made it.
+			if a := s.cacheGet(ctx, kv, key, end); a != nil {
+				return a, ""
+			}
+			if s.cfg.LateWindow > 0 {
+				return nil, "the model was busy until its late window closed"
+			}
+			return nil, "no call is running for it"
+		}
+		select {
+		case <-f.done:
+		case <-timer.C:
+			return nil, "the model did not answer in time"
+		case <-stop.Done():
+			return nil, ""
+		case <-ctx.Done():
+			return nil, ""
+		}
+		switch r := f.res; {
+		case r.advice != nil:
+			a := *r.advice
+			return &a, ""
+		case stop.Err() != nil:
+			return nil, ""
+		case !r.noSlot:
+			return nil, r.reason
+		}
+		// That flight's window closed before this alert's: look again.
+	}
+}
+
 // lateHandler works through the late-advice to-do. It waits for the
 // problem's flight (the one still in the air, or a new one after a
 // restart) until the late window and one call's time have passed, and
@@ -301,48 +357,13 @@ func (s *Stage) lateHandler(stop, jobsCtx context.Context, kv jetstream.KeyValue
 			return nil
 		}
 		key := cacheKey(env, s.backend.Name(), s.cfg.Model)
-		adv := s.cacheGet(ctx, kv, key, end)
-		if adv == nil {
-			f, ok := s.flights.running(key)
-			switch {
-			case ok:
-				f.raise(due)
-			case s.cfg.LateWindow > 0:
-				// After a restart: ask again, in the late class.
-				f, _ = s.flights.join(key, due, func(f *flight) {
-					s.bg.Go(func() { s.runFlight(jobsCtx, stop, kv, key, env, due, priority(env.Severity()), f) })
-				})
-			default:
-				// No late window and no call in the air (it ended just
-				// now, or with the process that made it).
-				if adv = s.cacheGet(ctx, kv, key, end); adv == nil {
-					d.Detail = "no late advice: no call was running for it"
-					return nil
-				}
-			}
-			if adv == nil {
-				timer := time.NewTimer(time.Until(end))
-				defer timer.Stop()
-				select {
-				case <-f.done:
-				case <-timer.C:
-					d.Detail = "no late advice: the model did not answer in time"
-					return nil
-				case <-stop.Done():
-					return retry.Wait(time.Second, errStopping)
-				case <-ctx.Done():
-					return retry.Wait(time.Second, errStopping)
-				}
-				if f.res.advice == nil {
-					if stop.Err() != nil {
-						return retry.Wait(time.Second, errStopping)
-					}
-					d.Detail = "no late advice: " + f.res.reason
-					return nil
-				}
-				a := *f.res.advice
-				adv = &a
-			}
+		adv, why := s.awaitLate(ctx, stop, jobsCtx, kv, key, env, due, end)
+		switch {
+		case adv == nil && stop.Err() != nil, adv == nil && ctx.Err() != nil:
+			return retry.Wait(time.Second, errStopping)
+		case adv == nil:
+			d.Detail = "no late advice: " + why
+			return nil
 		}
 		adv.Late = true
 		out := withAdvice(env, adv, envelope.StageRecord{Stage: envelope.StageAdvisor, Started: time.Now().UTC(), Attempt: d.Attempt, Note: "late advice"})
