@@ -254,9 +254,7 @@ func (s *Stage) handler(stop, jobsCtx context.Context, kv jetstream.KeyValue) js
 		out := withAdvice(env, adv, envelope.StageRecord{
 			Stage: envelope.StageAdvisor, Started: start.UTC(), Duration: time.Since(start), Attempt: d.Attempt, Note: source,
 		})
-		pctx, cancel := context.WithTimeout(ctx, publishTimeout)
-		defer cancel()
-		if _, err := jsx.PublishEnvelope(pctx, s.deps.JS, jsx.SubjectAdvised, out, envelope.StageAdvisor); err != nil {
+		if err := s.publish(ctx, jsx.SubjectAdvised, out); err != nil {
 			return fmt.Errorf("advisor: %w", err)
 		}
 		s.m.advice.WithLabelValues(adv.Status, source).Inc()
@@ -277,9 +275,7 @@ const errStopping = "advisor shutting down: late advice continues after the rest
 // a restart. If that publish fails, the follow-up is still delivered from
 // memory, as long as this process lives.
 func (s *Stage) owe(ctx, jobsCtx context.Context, env *envelope.Envelope, f *flight) {
-	pctx, cancel := context.WithTimeout(ctx, publishTimeout)
-	defer cancel()
-	if _, err := jsx.PublishEnvelope(pctx, s.deps.JS, jsx.SubjectLate, env, envelope.StageAdvisor); err != nil {
+	if err := s.publish(ctx, jsx.SubjectLate, env); err != nil {
 		s.log.Warn("cannot record the late-advice to-do; it follows from memory (lost if the advisor restarts first)",
 			zap.String("alert_id", env.ID), zap.Error(err))
 		s.followup(jobsCtx, env, f)
@@ -365,17 +361,33 @@ func (s *Stage) lateHandler(stop, jobsCtx context.Context, kv jetstream.KeyValue
 			d.Detail = "no late advice: " + why
 			return nil
 		}
-		adv.Late = true
-		out := withAdvice(env, adv, envelope.StageRecord{Stage: envelope.StageAdvisor, Started: time.Now().UTC(), Attempt: d.Attempt, Note: "late advice"})
-		pctx, cancel := context.WithTimeout(ctx, publishTimeout)
-		defer cancel()
-		if _, err := jsx.PublishEnvelope(pctx, s.deps.JS, jsx.SubjectFollowup, out, envelope.StageAdvisor); err != nil {
-			return fmt.Errorf("advisor: late advice: %w", err)
+		if err := s.publishLate(ctx, env, adv, d.Attempt); err != nil {
+			return err
 		}
-		s.m.late.Inc()
 		d.Detail = "late advice from " + adv.Model
 		return nil
 	}
+}
+
+// publish sends env on subject.<id>, bounded by publishTimeout.
+func (s *Stage) publish(ctx context.Context, subject string, env *envelope.Envelope) error {
+	pctx, cancel := context.WithTimeout(ctx, publishTimeout)
+	defer cancel()
+	_, err := jsx.PublishEnvelope(pctx, s.deps.JS, subject, env, envelope.StageAdvisor)
+	return err
+}
+
+// publishLate publishes advice that came after env's deadline on
+// alerts.followup.<id>. adv itself is not changed.
+func (s *Stage) publishLate(ctx context.Context, env *envelope.Envelope, adv *envelope.Advice, attempt int) error {
+	a := *adv
+	a.Late = true
+	out := withAdvice(env, &a, envelope.StageRecord{Stage: envelope.StageAdvisor, Started: time.Now().UTC(), Attempt: attempt, Note: "late advice"})
+	if err := s.publish(ctx, jsx.SubjectFollowup, out); err != nil {
+		return fmt.Errorf("advisor: late advice: %w", err)
+	}
+	s.m.late.Inc()
+	return nil
 }
 
 // traceDetail is the advisor's line in `smartmon trace`.
@@ -496,16 +508,9 @@ func (s *Stage) followup(jobsCtx context.Context, env *envelope.Envelope, f *fli
 		if f.res.advice == nil {
 			return
 		}
-		a := *f.res.advice
-		a.Late = true
-		out := withAdvice(env, &a, envelope.StageRecord{Stage: envelope.StageAdvisor, Started: time.Now().UTC(), Note: "late advice"})
-		pctx, cancel := context.WithTimeout(jobsCtx, publishTimeout)
-		defer cancel()
-		if _, err := jsx.PublishEnvelope(pctx, s.deps.JS, jsx.SubjectFollowup, out, envelope.StageAdvisor); err != nil {
+		if err := s.publishLate(jobsCtx, env, f.res.advice, 0); err != nil {
 			s.log.Warn("cannot publish late advice", zap.String("alert_id", env.ID), zap.Error(err))
-			return
 		}
-		s.m.late.Inc()
 	})
 }
 
