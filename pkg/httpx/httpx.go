@@ -30,7 +30,6 @@ import (
 	"math"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -98,10 +97,12 @@ type Request struct {
 	URL    config.Secret
 	Header http.Header
 	Body   []byte
-	// Pass lists non-2xx statuses the caller interprets itself; they are
-	// returned as a Response without classification (Discord answers 404
-	// for a deleted message, which must not kill the webhook).
-	Pass []int
+	// Pass, when set, picks the non-2xx answers the caller interprets
+	// itself; they are returned as a Response without classification.
+	// Every other answer is classified as usual: Discord answers 404 both
+	// for a deleted message (the caller's to handle) and for a deleted
+	// webhook (which must be marked dead like any other 404).
+	Pass func(status int, body []byte) bool
 }
 
 // Response is a completed call.
@@ -281,7 +282,7 @@ func (c *Client) Do(ctx context.Context, ep Endpoint, r Request) (*Response, err
 		}
 		return out, nil
 	}
-	if slices.Contains(r.Pass, resp.StatusCode) {
+	if r.Pass != nil && r.Pass(resp.StatusCode, body) {
 		return out, nil
 	}
 	return out, c.classify(ep, r, resp.StatusCode, resp.Header, body)
@@ -529,7 +530,3 @@ func scrub(s string, secret config.Secret) string {
 	}
 	return s
 }
-
-// MarkDead marks an endpoint dead from a caller's own reading of an answer
-// it asked to handle itself (see Request.Pass).
-func (c *Client) MarkDead(ep Endpoint, reason string) { c.markDead(ep, reason) }

@@ -2,6 +2,7 @@ package notifier_test
 
 import (
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/smart-k8s-monitor/smart-k8s-monitor/pkg/config"
 	"github.com/smart-k8s-monitor/smart-k8s-monitor/pkg/envelope"
 	"github.com/smart-k8s-monitor/smart-k8s-monitor/pkg/httpx"
+	"github.com/smart-k8s-monitor/smart-k8s-monitor/pkg/retry"
 	"github.com/smart-k8s-monitor/smart-k8s-monitor/services/notifier/console"
 	"github.com/smart-k8s-monitor/smart-k8s-monitor/services/notifier/discord"
 	"github.com/smart-k8s-monitor/smart-k8s-monitor/services/notifier/message"
@@ -92,6 +94,38 @@ func TestSinksStayWithinLimitsAndPingNobody(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestDiscordEditOf404 pins the two 404s an edit can meet: a deleted
+// message is posted anew and leaves the webhook alive; a deleted webhook is
+// marked dead like any other 404, without the URL in the error.
+func TestDiscordEditOf404(t *testing.T) {
+	hc, err := httpx.New(httpx.Config{}, zap.NewNop(), nil)
+	require.NoError(t, err)
+	dF := notifiertest.NewDiscord(t, notifiertest.Rate{})
+	d := discord.New(discord.Config{Name: "d", URL: config.Secret(dF.URL())}, hc)
+	env := testEnvelope(t, "g-edit", 1, envelope.StatusFiring)
+	req := message.Request{Env: env, Msg: message.Build(env), Kind: message.KindNotify, MessageID: "999"}
+
+	res, err := d.Notify(t.Context(), req)
+	require.NoError(t, err)
+	assert.NotEmpty(t, res.MessageID)
+	assert.False(t, res.Edited)
+	assert.Equal(t, 1, dF.Posts(), "the deleted message is posted anew")
+	_, dead := hc.Dead("d")
+	assert.False(t, dead, "a deleted message does not kill the webhook")
+
+	dF.Inject(notifiertest.Response{Status: http.StatusNotFound, Body: `{"message":"Unknown Webhook","code":10015}`})
+	req.MessageID = res.MessageID
+	_, err = d.Notify(t.Context(), req)
+	require.ErrorIs(t, err, httpx.ErrDead)
+	assert.True(t, retry.IsPermanent(err))
+	assert.Contains(t, err.Error(), "HTTP 404")
+	assert.NotContains(t, err.Error(), "discord-token-SECRET")
+	reason, dead := hc.Dead("d")
+	assert.True(t, dead, "a deleted webhook is marked dead")
+	assert.NotContains(t, reason, "discord-token-SECRET")
+	assert.Equal(t, 1, dF.Posts(), "no post after the webhook is gone")
 }
 
 func TestTruncateIsRuneSafeAndVisible(t *testing.T) {

@@ -149,20 +149,22 @@ func (s *Sink) edit(ctx context.Context, id string, body []byte) (message.Result
 	if err != nil {
 		return message.Result{}, err
 	}
-	resp, err := s.c.Do(ctx, s.ep, httpx.Request{Method: http.MethodPatch, URL: u, Body: body, Pass: []int{http.StatusNotFound}})
+	resp, err := s.c.Do(ctx, s.ep, httpx.Request{Method: http.MethodPatch, URL: u, Body: body, Pass: unknownMessage})
 	if err != nil {
 		return message.Result{}, fmt.Errorf("discord %s: edit: %w", s.cfg.Name, err)
 	}
 	if resp.Status == http.StatusNotFound {
-		var e errorAnswer
-		if json.Unmarshal(resp.Body, &e) == nil && e.Code == unknownMessageCode {
-			return message.Result{}, errMessageGone
-		}
-		// Unknown Webhook (or no JSON): the webhook itself is gone.
-		s.c.MarkDead(s.ep, fmt.Sprintf("PATCH %s: HTTP 404 (webhook not found)", s.cfg.Name))
-		return message.Result{}, retry.Permanent(fmt.Errorf("discord %s: edit: %w: HTTP 404", s.cfg.Name, httpx.ErrDead))
+		return message.Result{}, errMessageGone
 	}
 	return message.Result{MessageID: id, Edited: true}, nil
+}
+
+// unknownMessage picks, among the 404s of an edit, Discord's "Unknown
+// Message" (someone deleted it). Any other 404 (Unknown Webhook, or no
+// JSON) means the webhook itself is gone, and httpx marks it dead.
+func unknownMessage(status int, body []byte) bool {
+	var e errorAnswer
+	return status == http.StatusNotFound && json.Unmarshal(body, &e) == nil && e.Code == unknownMessageCode
 }
 
 func (s *Sink) postURL() (config.Secret, error) {
