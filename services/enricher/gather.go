@@ -385,6 +385,35 @@ const (
 	maxPodPages = 20
 )
 
+// listPaged runs a LIST in pages of podPage, at most maxPodPages, and
+// hands each page to page, which reports when it has found all it wants.
+// complete is true when the listing reached its last page or page was
+// satisfied; err is set only when the first page failed, since what
+// earlier pages found is still evidence.
+func listPaged[L metav1.ListInterface](ctx context.Context, st *gather, n need, ns, what string,
+	list func(context.Context, metav1.ListOptions) (L, error), page func(L) bool,
+) (complete bool, err error) {
+	cont := ""
+	for i := range maxPodPages {
+		l, err := call(ctx, st, n, ns, what, func(ctx context.Context) (L, error) {
+			return list(ctx, metav1.ListOptions{Limit: podPage, Continue: cont})
+		})
+		if err != nil {
+			if i == 0 {
+				return false, err
+			}
+			return false, nil
+		}
+		if page(l) {
+			return true, nil
+		}
+		if cont = l.GetContinue(); cont == "" {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
 // podsIn fetches the named pods of one namespace: one GET each for a few,
 // one LIST for many (a 50-pod alert group costs one call, not 50).
 func (st *gather) podsIn(ctx context.Context, ns string, names []string) {
@@ -410,26 +439,16 @@ func (st *gather) podsIn(ctx context.Context, ns string, names []string) {
 			want[n] = true
 		}
 		byName := make(map[string]*corev1.Pod, len(names))
-		cont := ""
-		for page := 0; page < maxPodPages; page++ {
-			list, err := call(ctx, st, needListPods, ns, "list pods in "+ns, func(ctx context.Context) (*corev1.PodList, error) {
-				return st.g.kc.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{Limit: podPage, Continue: cont})
-			})
-			if err != nil {
-				if page == 0 {
-					return
-				}
-				break // what the earlier pages found is still evidence
-			}
+		_, err := listPaged(ctx, st, needListPods, ns, "list pods in "+ns, st.g.kc.CoreV1().Pods(ns).List, func(list *corev1.PodList) bool {
 			for i := range list.Items {
 				if want[list.Items[i].Name] {
 					byName[list.Items[i].Name] = &list.Items[i]
 				}
 			}
-			cont = list.Continue
-			if cont == "" || len(byName) == len(want) {
-				break
-			}
+			return len(byName) == len(want)
+		})
+		if err != nil {
+			return
 		}
 		for _, name := range names {
 			if p, ok := byName[name]; ok {

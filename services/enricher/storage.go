@@ -111,25 +111,15 @@ func (st *gather) fetchClaims(ctx context.Context, ns string, names []string) (m
 	for _, n := range names {
 		want[n] = true
 	}
-	cont := ""
-	for page := 0; page < maxPodPages; page++ {
-		list, err := call(ctx, st, needListPVC, ns, "list persistentvolumeclaims in "+ns, func(ctx context.Context) (*corev1.PersistentVolumeClaimList, error) {
-			return st.g.kc.CoreV1().PersistentVolumeClaims(ns).List(ctx, metav1.ListOptions{Limit: podPage, Continue: cont})
-		})
-		if err != nil {
-			return found, false
-		}
+	complete, err := listPaged(ctx, st, needListPVC, ns, "list persistentvolumeclaims in "+ns, st.g.kc.CoreV1().PersistentVolumeClaims(ns).List, func(list *corev1.PersistentVolumeClaimList) bool {
 		for i := range list.Items {
 			if want[list.Items[i].Name] {
 				found[list.Items[i].Name] = &list.Items[i]
 			}
 		}
-		cont = list.Continue
-		if cont == "" || len(found) == len(want) {
-			return found, true
-		}
-	}
-	return found, false
+		return len(found) == len(want)
+	})
+	return found, complete && err == nil
 }
 
 // claimEvidence is what `kubectl describe pvc` shows, with the claim's
@@ -197,25 +187,12 @@ func (st *gather) podList(ctx context.Context, ns string) *nsPodList {
 	}
 	pl := &nsPodList{}
 	st.nsPods[ns] = pl
-	cont := ""
-	for page := 0; page < maxPodPages; page++ {
-		list, err := call(ctx, st, needListPods, ns, "list pods in "+ns, func(ctx context.Context) (*corev1.PodList, error) {
-			return st.g.kc.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{Limit: podPage, Continue: cont})
-		})
-		if err != nil {
-			if page == 0 {
-				pl.err = err
-			}
-			break // what the earlier pages found is still evidence
-		}
+	_, pl.err = listPaged(ctx, st, needListPods, ns, "list pods in "+ns, st.g.kc.CoreV1().Pods(ns).List, func(list *corev1.PodList) bool {
 		for i := range list.Items {
 			pl.pods = append(pl.pods, &list.Items[i])
 		}
-		cont = list.Continue
-		if cont == "" {
-			break
-		}
-	}
+		return false
+	})
 	return pl
 }
 
