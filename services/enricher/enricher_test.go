@@ -398,6 +398,33 @@ func TestReplicaSetFailedCreateEventsAreShown(t *testing.T) {
 	assert.Contains(t, enr.Text, "exceeded quota: compute")
 }
 
+// TestRolloutReadsTheDeploymentOnce: pods of the old and the new
+// ReplicaSet of one Deployment lead to the Deployment, its ReplicaSets and
+// its events once, not once per ReplicaSet.
+func TestRolloutReadsTheDeploymentOnce(t *testing.T) {
+	web := deployment("web", "3", "acme/web:v3")
+	oldRS := replicaSet(web, "6f8b9d7c5", "2", "acme/web:v2", -time.Hour)
+	newRS := replicaSet(web, "55d7c9c8f4", "3", "acme/web:v3", -5*time.Minute)
+	running := &corev1.ContainerStatus{Ready: true, State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: at(-time.Hour)}}}
+	pOld := pod("web-6f8b9d7c5-aaaaa", oldRS, oldRS.Spec.Template.Labels, container("web", "acme/web:v2", "256Mi"), "node-1", corev1.PodRunning, running)
+	pNew := pod("web-55d7c9c8f4-bbbbb", newRS, newRS.Spec.Template.Labels, container("web", "acme/web:v3", "256Mi"), "node-1", corev1.PodRunning, running)
+	kc := fakeClient(t, web, oldRS, newRS, pOld, pNew)
+	s := newTestStage(t, testConfig(), WithClient(kc, &testLogs{}))
+	enr, err := s.Enrich(context.Background(), webhook(
+		alertLabels("alertname", "KubePodNotReady", "pod", pOld.Name),
+		alertLabels("alertname", "KubePodNotReady", "pod", pNew.Name)))
+	require.NoError(t, err)
+	calls := countCalls(&kc.Fake)
+	assert.Equal(t, 2, calls["get replicasets"], "each ReplicaSet is read")
+	assert.Equal(t, 1, calls["get deployments"], "the Deployment is read once")
+	assert.Equal(t, 1, calls["list replicasets"], "its rollout history is read once")
+	require.Len(t, enr.Detail.Workloads, 1)
+	w := enr.Detail.Workloads[0]
+	assert.Equal(t, "Deployment", w.Kind)
+	assert.Equal(t, 2, w.Pods)
+	assert.Len(t, enr.Detail.Pods, 2)
+}
+
 func TestConfigFromYAMLAndEnv(t *testing.T) {
 	var c Config
 	require.NoError(t, config.Decode([]byte(`

@@ -898,6 +898,14 @@ func (st *gather) replicaSet(ctx context.Context, ns, name string) *envelope.Wor
 		}
 		return nil
 	}
+	o := metav1.GetControllerOf(rs)
+	if o != nil && o.Kind == "Deployment" {
+		if wl, ok := st.wl["Deployment/"+ns+"/"+o.Name]; ok {
+			// Pods of the old and the new ReplicaSet of a rollout: the
+			// Deployment, its rollout history and events are read once.
+			return wl
+		}
+	}
 	var rsEvents []envelope.EventEvidence
 	for _, c := range rs.Status.Conditions {
 		if c.Type == appsv1.ReplicaSetReplicaFailure && c.Status == corev1.ConditionTrue {
@@ -906,7 +914,7 @@ func (st *gather) replicaSet(ctx context.Context, ns, name string) *envelope.Wor
 			rsEvents = st.events(ctx, ns, "ReplicaSet", name, string(rs.UID))
 		}
 	}
-	if o := metav1.GetControllerOf(rs); o != nil && o.Kind == "Deployment" {
+	if o != nil && o.Kind == "Deployment" {
 		if wl := st.deployment(ctx, ns, o.Name); wl != nil {
 			wl.Events = append(rsEvents, wl.Events...)
 			return wl
