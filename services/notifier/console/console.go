@@ -4,6 +4,7 @@
 package console
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -128,7 +129,7 @@ func writeAdvice(b *strings.Builder, a *message.Advice) {
 		if a.Confidence != "" {
 			cause += " (confidence: " + a.Confidence + ")"
 		}
-		put(cause + ": " + firstNonEmpty(a.LikelyCause, a.Summary))
+		put(cause + ": " + cmp.Or(a.LikelyCause, a.Summary))
 		for i, st := range a.Steps {
 			if i == maxSteps {
 				put("+" + strconv.Itoa(len(a.Steps)-maxSteps) + " more steps")
@@ -147,13 +148,4 @@ func writeAdvice(b *strings.Builder, a *message.Advice) {
 	if a.Footer != "" {
 		put(a.Footer)
 	}
-}
-
-func firstNonEmpty(vs ...string) string {
-	for _, v := range vs {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }

@@ -4,6 +4,7 @@
 package discord
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -223,7 +224,7 @@ func Build(m *message.Message, at time.Time) Payload {
 				if a.Confidence != "" {
 					h += " (confidence: " + esc(a.Confidence) + ")"
 				}
-				add(h + "\n" + esc(firstNonEmpty(a.LikelyCause, a.Summary)))
+				add(h + "\n" + esc(cmp.Or(a.LikelyCause, a.Summary)))
 			}
 		} else if m.AdviceNote != "" {
 			add("_" + esc(m.AdviceNote) + "_")
@@ -338,12 +339,3 @@ func linkURL(u string) string { return linkEscaper.Replace(u) }
 
 var linkEscaper = strings.NewReplacer(")", "%29", "(", "%28", " ", "%20",
 	"@everyone", "%40everyone", "@here", "%40here", "<", "%3C", ">", "%3E")
-
-func firstNonEmpty(vs ...string) string {
-	for _, v := range vs {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
-}

@@ -7,6 +7,7 @@
 package message
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/url"
@@ -374,7 +375,7 @@ func items(n *envelope.Webhook) ([]string, int) {
 	names := make([]string, 0, len(n.Alerts))
 	prefix := ""
 	for _, a := range n.Alerts {
-		name := Clean(firstNonEmpty(a.Labels["pod"], a.Labels["instance"], a.Labels["alertname"], a.Fingerprint), false)
+		name := Clean(cmp.Or(a.Labels["pod"], a.Labels["instance"], a.Labels["alertname"], a.Fingerprint), false)
 		if prefix != "" && strings.HasPrefix(name, prefix) && len(name) > len(prefix) {
 			name = "…-" + name[len(prefix):]
 		} else if prefix == "" {
@@ -550,15 +551,6 @@ func firstOf(env *envelope.Envelope, labels ...string) string {
 func firstAnnotation(env *envelope.Envelope, names ...string) string {
 	for _, n := range names {
 		if v := env.Annotation(n); v != "" {
-			return v
-		}
-	}
-	return ""
-}
-
-func firstNonEmpty(vs ...string) string {
-	for _, v := range vs {
-		if v != "" {
 			return v
 		}
 	}

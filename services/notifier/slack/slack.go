@@ -4,6 +4,7 @@
 package slack
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -120,7 +121,7 @@ func Build(m *message.Message, kind message.Kind) Payload {
 		p.Blocks = append(p.Blocks, contextBlock(m))
 		return p
 	}
-	section(esc(firstNonEmpty(m.Headline, m.Summary)))
+	section(esc(cmp.Or(m.Headline, m.Summary)))
 	if len(m.Fields) > 0 {
 		b := Block{Type: "section"}
 		for _, f := range m.Fields {
@@ -158,7 +159,7 @@ func adviceSections(a *message.Advice, section func(string)) {
 		if a.Confidence != "" {
 			h += " (confidence: " + esc(a.Confidence) + ")"
 		}
-		section(h + "\n" + esc(firstNonEmpty(a.LikelyCause, a.Summary)))
+		section(h + "\n" + esc(cmp.Or(a.LikelyCause, a.Summary)))
 		if len(a.Evidence) > 0 {
 			var ev []string
 			for _, e := range a.Evidence {
@@ -235,12 +236,3 @@ func linkURL(u string) string { return linkEscaper.Replace(u) }
 
 var linkEscaper = strings.NewReplacer("&", "&amp;", "<", "%3C", ">", "%3E", "|", "%7C",
 	"@channel", "%40channel", "@here", "%40here", "@everyone", "%40everyone")
-
-func firstNonEmpty(vs ...string) string {
-	for _, v := range vs {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
-}

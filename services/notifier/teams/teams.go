@@ -4,6 +4,7 @@
 package teams
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -190,7 +191,7 @@ func Build(m *message.Message, kind message.Kind, budget int) Envelope {
 	text(esc(m.Context), func(e *Element) { e.IsSub = true })
 	compact := !m.Firing || kind == message.KindFollowup
 	if !compact {
-		text(esc(firstNonEmpty(m.Headline, m.Summary)))
+		text(esc(cmp.Or(m.Headline, m.Summary)))
 		if len(m.Fields) > 0 {
 			fs := Element{Type: "FactSet"}
 			for _, f := range m.Fields {
@@ -207,7 +208,7 @@ func Build(m *message.Message, kind message.Kind, budget int) Envelope {
 			if a.Confidence != "" {
 				h += " (confidence: " + esc(a.Confidence) + ")"
 			}
-			text(h + "\n\n" + esc(firstNonEmpty(a.LikelyCause, a.Summary)))
+			text(h + "\n\n" + esc(cmp.Or(a.LikelyCause, a.Summary)))
 			if len(a.Evidence) > 0 {
 				text("**Evidence (model)**\n\n- " + strings.Join(escAll(a.Evidence), "\n- "))
 			}
@@ -274,13 +275,4 @@ func escAll(in []string) []string {
 		out[i] = esc(s)
 	}
 	return out
-}
-
-func firstNonEmpty(vs ...string) string {
-	for _, v := range vs {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }
