@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -354,7 +355,7 @@ func (s *Server) lookup(c echo.Context) error {
 // Decode parses and validates a webhook body. Syntax and type errors say
 // where the problem is; a validation error is an *envelope.ValidationError.
 func Decode(data []byte) (*envelope.Webhook, error) {
-	if len(strings.TrimSpace(string(data))) == 0 {
+	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, errors.New("body is empty: expected Alertmanager's webhook JSON")
 	}
 	var w envelope.Webhook
