@@ -199,20 +199,25 @@ type taken struct {
 }
 
 func (c *claims) get(ctx context.Context, key string) (*claim, uint64, error) {
-	e, err := c.kv.Get(ctx, key)
+	return read[claim](ctx, c.kv, "claim", key)
+}
+
+// read decodes the JSON record at key. A missing key gives (nil, 0); a
+// record that does not decode is treated as absent, (nil, rev), so that
+// posting again wins over never posting, and an update still replaces it.
+func read[T any](ctx context.Context, kv jetstream.KeyValue, what, key string) (*T, uint64, error) {
+	e, err := kv.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil, 0, nil
 	}
 	if err != nil {
-		return nil, 0, fmt.Errorf("read claim %s: %w", key, err)
+		return nil, 0, fmt.Errorf("read %s %s: %w", what, key, err)
 	}
-	var cl claim
-	if err := json.Unmarshal(e.Value(), &cl); err != nil {
-		// A record we cannot read is treated as absent: posting again
-		// is better than never posting.
+	var v T
+	if json.Unmarshal(e.Value(), &v) != nil {
 		return nil, e.Revision(), nil
 	}
-	return &cl, e.Revision(), nil
+	return &v, e.Revision(), nil
 }
 
 // take tries to own key for the delivery of message seq.
@@ -295,18 +300,8 @@ func (c *claims) release(ctx context.Context, key string, rev uint64) {
 }
 
 func (c *claims) group(ctx context.Context, key string) (*group, error) {
-	e, err := c.kv.Get(ctx, key)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read group %s: %w", key, err)
-	}
-	var g group
-	if json.Unmarshal(e.Value(), &g) != nil {
-		return nil, nil
-	}
-	return &g, nil
+	g, _, err := read[group](ctx, c.kv, "group", key)
+	return g, err
 }
 
 func (c *claims) putGroup(ctx context.Context, key string, g group) error {
