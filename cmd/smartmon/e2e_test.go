@@ -85,34 +85,16 @@ receivers:
             credentials: %s
 `, p.URL(), token)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "alertmanager.yml"), []byte(cfg), 0o600))
-	// The address was free a moment ago; if another process took it
-	// before Alertmanager bound it, Alertmanager exits: start it again.
-	var amAddr string
-	for attempt := 1; ; attempt++ {
-		amAddr = proctest.FreeAddr(t)
-		cmd := exec.Command(am, "--config.file="+filepath.Join(dir, "alertmanager.yml"), "--storage.path="+filepath.Join(dir, "data"), //nolint:gosec,noctx // test
-			"--web.listen-address="+amAddr, "--cluster.listen-address=", "--log.level=warn")
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		require.NoError(t, cmd.Start())
-		exited := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(exited) }()
-		t.Cleanup(func() { _ = cmd.Process.Kill(); <-exited })
-		require.Eventually(t, func() bool {
-			select {
-			case <-exited:
-				return true
-			default:
-			}
-			return proctest.Answers200(http.MethodGet, "http://"+amAddr+"/-/ready", "")
-		}, 30*time.Second, 50*time.Millisecond)
-		select {
-		case <-exited:
-			require.Less(t, attempt, 3, "alertmanager exited at start (see its log above)")
-			continue
-		default:
+	amProc := proctest.StartListening(t, "alertmanager", "/-/ready", 30*time.Second, func(addr string) *exec.Cmd {
+		return exec.Command(am, "--config.file="+filepath.Join(dir, "alertmanager.yml"), "--storage.path="+filepath.Join(dir, "data"), //nolint:gosec,noctx // test
+			"--web.listen-address="+addr, "--cluster.listen-address=", "--log.level=warn")
+	})
+	amAddr := amProc.Listen
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("alertmanager log:\n%s", amProc.Logs.String())
 		}
-		break
-	}
+	})
 
 	alerts := fmt.Sprintf(`[{"labels":{"alertname":"KubePodCrashLooping","namespace":"payments","pod":"payments-api-0","container":"api","severity":"critical"},
 "annotations":{"summary":"Pod is crash looping."},"startsAt":%q,"generatorURL":"http://prometheus/graph"}]`, time.Now().Add(-time.Minute).UTC().Format(time.RFC3339))

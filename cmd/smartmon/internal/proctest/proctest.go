@@ -48,7 +48,8 @@ func FreeAddr(t testing.TB) string {
 	return addr
 }
 
-// Proc is a running `smartmon run`.
+// Proc is a running child process that listens on Listen: `smartmon run`,
+// or another server a test needs (Alertmanager).
 type Proc struct {
 	Cmd    *exec.Cmd
 	Listen string
@@ -56,51 +57,56 @@ type Proc struct {
 	done   chan struct{}
 }
 
-// URL is the ingest webhook URL.
+// URL is the ingest webhook URL (of a `smartmon run`).
 func (p *Proc) URL() string { return "http://" + p.Listen + "/api/v1/alerts" }
 
 // Start runs `bin run` on dataDir with env, and waits for /readyz.
+func Start(t testing.TB, bin, dataDir string, env map[string]string) *Proc {
+	t.Helper()
+	return StartListening(t, "smartmon", "/readyz", 60*time.Second, func(listen string) *exec.Cmd {
+		cmd := exec.Command(bin, "run", "--data-dir", dataDir, "--listen", listen, "--nats-listen", "") //nolint:gosec,noctx // test binary
+		cmd.Env = append(os.Environ(), "KUBECONFIG="+filepath.Join(dataDir, "no-kubeconfig"), "SMARTMON_LOG_FORMAT=json")
+		for k, v := range env {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+		return cmd
+	})
+}
+
+// StartListening starts the child that command builds for a free loopback
+// address, waits (up to within) until GET http://addr+readyPath answers 200,
+// and kills the child at cleanup. The child's stderr goes to Proc.Logs, its
+// stdout is discarded.
 //
-// The listen address was free a moment before the child binds it; another
+// The address was free a moment before the child binds it; another
 // process (CI runs many test binaries at once) can take it in between. A
 // child that exits because its address is in use is started again on a
 // new one; any other early exit fails the test with the child's log.
-func Start(t testing.TB, bin, dataDir string, env map[string]string) *Proc {
+func StartListening(t testing.TB, name, readyPath string, within time.Duration, command func(addr string) *exec.Cmd) *Proc {
 	t.Helper()
 	for attempt := 1; ; attempt++ {
-		p := start(t, bin, dataDir, env)
-		if p.ready(t) {
+		listen := FreeAddr(t)
+		cmd := command(listen)
+		logs := &SyncBuffer{}
+		cmd.Stdout = io.Discard
+		cmd.Stderr = logs
+		require.NoError(t, cmd.Start(), "start %s", name)
+		p := &Proc{Cmd: cmd, Listen: listen, Logs: logs, done: make(chan struct{})}
+		go func() { _ = cmd.Wait(); close(p.done) }()
+		t.Cleanup(p.Kill)
+		if p.ready(t, readyPath, within) {
 			return p
 		}
-		logs := p.Logs.String()
-		if attempt < 3 && strings.Contains(logs, "address already in use") {
-			t.Logf("smartmon could not listen on %s (taken meanwhile); starting it again", p.Listen)
+		if attempt < 3 && strings.Contains(logs.String(), "address already in use") {
+			t.Logf("%s could not listen on %s (taken meanwhile); starting it again", name, listen)
 			continue
 		}
-		t.Fatalf("smartmon exited at start:\n%s", logs)
+		t.Fatalf("%s exited at start:\n%s", name, logs.String())
 	}
 }
 
-func start(t testing.TB, bin, dataDir string, env map[string]string) *Proc {
-	t.Helper()
-	listen := FreeAddr(t)
-	cmd := exec.Command(bin, "run", "--data-dir", dataDir, "--listen", listen, "--nats-listen", "") //nolint:gosec,noctx // test binary
-	cmd.Env = append(os.Environ(), "KUBECONFIG="+filepath.Join(dataDir, "no-kubeconfig"), "SMARTMON_LOG_FORMAT=json")
-	for k, v := range env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	logs := &SyncBuffer{}
-	cmd.Stdout = io.Discard
-	cmd.Stderr = logs
-	require.NoError(t, cmd.Start())
-	p := &Proc{Cmd: cmd, Listen: listen, Logs: logs, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() { p.Kill() })
-	return p
-}
-
-// ready waits until the child answers /readyz (true) or exits (false).
-func (p *Proc) ready(t testing.TB) bool {
+// ready waits until the child answers readyPath (true) or exits (false).
+func (p *Proc) ready(t testing.TB, readyPath string, within time.Duration) bool {
 	t.Helper()
 	require.Eventually(t, func() bool {
 		select {
@@ -108,8 +114,8 @@ func (p *Proc) ready(t testing.TB) bool {
 			return true
 		default:
 		}
-		return Answers200(http.MethodGet, "http://"+p.Listen+"/readyz", "")
-	}, 60*time.Second, 50*time.Millisecond)
+		return Answers200(http.MethodGet, "http://"+p.Listen+readyPath, "")
+	}, within, 50*time.Millisecond)
 	select {
 	case <-p.done:
 		return false
