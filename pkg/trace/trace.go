@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -131,80 +132,77 @@ func (r *Recorder) Handled(stage string, d *jsx.Delivery, o jsx.Outcome, _ time.
 }
 
 func (r *Recorder) update(ctx context.Context, id string, f func(*Timeline)) {
-	key := idKey(sanitize(id))
-	for range 10 { // optimistic concurrency: stages may write at once
-		var t Timeline
-		var rev uint64
-		e, err := r.kv.Get(ctx, key)
-		switch {
-		case err == nil:
-			rev = e.Revision()
-			if err := json.Unmarshal(e.Value(), &t); err != nil {
-				t = Timeline{}
-			}
-		case errors.Is(err, jetstream.ErrKeyNotFound):
-		default:
-			r.log.Warn("trace read failed", zap.String("alert_id", id), zap.Error(err))
-			return
-		}
+	err := modify(ctx, r.kv, idKey(sanitize(id)), func(t *Timeline) bool {
 		t.ID = id
-		f(&t)
+		f(t)
 		if len(t.Steps) > maxSteps {
 			t.Steps = append(t.Steps[:1], t.Steps[len(t.Steps)-maxSteps+1:]...)
 		}
-		b, _ := json.Marshal(t)
+		return true
+	})
+	if err != nil {
+		r.log.Warn("trace step dropped", zap.String("alert_id", id), zap.Error(err))
+	}
+}
+
+func (r *Recorder) addToIndex(ctx context.Context, key, id string) error {
+	return modify(ctx, r.kv, key, func(ids *[]string) bool {
+		if slices.Contains(*ids, id) {
+			return false
+		}
+		*ids = append(*ids, id)
+		if len(*ids) > 50 {
+			*ids = (*ids)[len(*ids)-50:]
+		}
+		return true
+	})
+}
+
+// modify is a read-modify-write of one JSON value with optimistic
+// concurrency (stages write at once): it reads key (a missing or damaged
+// value starts from zero), lets f change it, and writes it back only if no
+// one else wrote in between, else tries again. f returns false to leave
+// the value as it is.
+func modify[T any](ctx context.Context, kv jetstream.KeyValue, key string, f func(*T) bool) error {
+	for range 10 {
+		var v T
+		var rev uint64
+		e, err := kv.Get(ctx, key)
+		switch {
+		case err == nil:
+			rev = e.Revision()
+			if err := json.Unmarshal(e.Value(), &v); err != nil {
+				var zero T
+				v = zero
+			}
+		case !errors.Is(err, jetstream.ErrKeyNotFound):
+			return fmt.Errorf("read %s: %w", key, err)
+		}
+		if !f(&v) {
+			return nil
+		}
+		b, err := json.Marshal(v)
+		if err != nil {
+			return fmt.Errorf("encode %s: %w", key, err)
+		}
 		if rev == 0 {
-			_, err = r.kv.Create(ctx, key, b)
+			_, err = kv.Create(ctx, key, b)
 		} else {
-			_, err = r.kv.Update(ctx, key, b, rev)
+			_, err = kv.Update(ctx, key, b, rev)
 		}
 		if err == nil {
-			return
+			return nil
 		}
 		if !errors.Is(err, jetstream.ErrKeyExists) && !isWrongSeq(err) {
-			r.log.Warn("trace write failed", zap.String("alert_id", id), zap.Error(err))
-			return
+			return fmt.Errorf("write %s: %w", key, err)
 		}
 	}
-	r.log.Warn("trace write contended; step dropped", zap.String("alert_id", id))
+	return fmt.Errorf("write %s: contended", key)
 }
 
 func isWrongSeq(err error) bool {
 	var apiErr *jetstream.APIError
 	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
-}
-
-func (r *Recorder) addToIndex(ctx context.Context, key, id string) error {
-	for range 10 {
-		var ids []string
-		var rev uint64
-		e, err := r.kv.Get(ctx, key)
-		if err == nil {
-			rev = e.Revision()
-			_ = json.Unmarshal(e.Value(), &ids)
-		} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
-			return err
-		}
-		for _, x := range ids {
-			if x == id {
-				return nil
-			}
-		}
-		ids = append(ids, id)
-		if len(ids) > 50 {
-			ids = ids[len(ids)-50:]
-		}
-		b, _ := json.Marshal(ids)
-		if rev == 0 {
-			_, err = r.kv.Create(ctx, key, b)
-		} else {
-			_, err = r.kv.Update(ctx, key, b, rev)
-		}
-		if err == nil || (!errors.Is(err, jetstream.ErrKeyExists) && !isWrongSeq(err)) {
-			return err
-		}
-	}
-	return fmt.Errorf("index %s contended", key)
 }
 
 // ErrNotFound is returned by Lookup for an unknown id or fingerprint.
