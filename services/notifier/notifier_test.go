@@ -63,6 +63,9 @@ func TestAdvisedAlertReachesEverySinkOnce(t *testing.T) {
 
 	hook := f.hook.Accepted()[0]
 	assert.Equal(t, webhook.Sign(config.Secret("hmac-secret"), hook.Body), hook.Header.Get(webhook.HeaderSignature))
+	assert.Equal(t, "application/json", hook.Header.Get("Content-Type"))
+	assert.Equal(t, "notify", hook.Header.Get(webhook.HeaderKind))
+	assert.Equal(t, env.ID+":notify", hook.Header.Get(webhook.HeaderIdempotencyKey))
 	got, err := envelope.Decode(hook.Body)
 	require.NoError(t, err)
 	assert.Equal(t, env.ID, got.ID)

@@ -55,8 +55,8 @@ func (s *Sink) Notify(ctx context.Context, r message.Request) (message.Result, e
 	if err != nil {
 		return message.Result{}, fmt.Errorf("webhook %s: %w", s.cfg.Name, err)
 	}
+	// httpx sets Content-Type: application/json on a body without one.
 	h := http.Header{}
-	h.Set("Content-Type", "application/json")
 	h.Set(HeaderKind, string(r.Kind))
 	h.Set(HeaderIdempotencyKey, r.Env.ID+":"+string(r.Kind))
 	if s.cfg.Secret.Set() {
