@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -423,6 +424,32 @@ func TestRolloutReadsTheDeploymentOnce(t *testing.T) {
 	assert.Equal(t, "Deployment", w.Kind)
 	assert.Equal(t, 2, w.Pods)
 	assert.Len(t, enr.Detail.Pods, 2)
+}
+
+// TestRunsOfOneCronJobReadItOnce: failed runs of one CronJob in a group
+// share one CronJob lookup.
+func TestRunsOfOneCronJobReadItOnce(t *testing.T) {
+	report := &batchv1.CronJob{ObjectMeta: meta("report", "uid-cj-report"), Spec: batchv1.CronJobSpec{Schedule: "30 2 * * *"}}
+	objs := []runtime.Object{report}
+	var labels []map[string]string
+	for _, name := range []string{"report-29342150", "report-29343590"} {
+		j := &batchv1.Job{
+			ObjectMeta: meta(name, "uid-job-"+name, report), Spec: batchv1.JobSpec{Selector: selector(name)},
+			Status: batchv1.JobStatus{Failed: 3},
+		}
+		objs = append(objs, j)
+		labels = append(labels, alertLabels("alertname", "KubeJobFailed", "job_name", name))
+	}
+	kc := fakeClient(t, objs...)
+	s := newTestStage(t, testConfig(), WithClient(kc, &testLogs{}))
+	enr, err := s.Enrich(context.Background(), webhook(labels...))
+	require.NoError(t, err)
+	assert.Equal(t, 2, countCalls(&kc.Fake)["get jobs"])
+	assert.Equal(t, 1, countCalls(&kc.Fake)["get cronjobs"], "one CronJob, read once")
+	require.Len(t, enr.Detail.Workloads, 2)
+	for _, w := range enr.Detail.Workloads {
+		assert.Equal(t, `CronJob/report (schedule "30 2 * * *", suspended false)`, w.Parent, w.Name)
+	}
 }
 
 func TestConfigFromYAMLAndEnv(t *testing.T) {

@@ -82,6 +82,8 @@ type gather struct {
 	nsPods map[string]*nsPodList
 	// classes caches StorageClass lookups by name.
 	classes map[string]*bool
+	// cronJobs caches the Parent of Jobs by their CronJob's namespace/name.
+	cronJobs map[string]string
 	// claimPods counts the pods detailed because they mount an alert's
 	// claim, across all claims (at most cfg.PodsInDetail).
 	claimPods int
@@ -230,6 +232,7 @@ func (g *Gatherer) Gather(ctx context.Context, w *envelope.Webhook) *Result {
 	st := &gather{
 		g: g, res: res, seen: map[string]bool{}, nodeOK: map[string]bool{}, wl: map[string]*envelope.WorkloadEvidence{}, selectors: map[string]string{},
 		missing: map[string]bool{}, detailed: map[string]bool{}, pvcs: map[string]bool{}, nsPods: map[string]*nsPodList{}, classes: map[string]*bool{},
+		cronJobs: map[string]string{},
 	}
 	ctx, cancel := context.WithTimeout(ctx, g.cfg.NotificationTimeout)
 	defer cancel()
@@ -1094,20 +1097,32 @@ func (st *gather) job(ctx context.Context, ns, name string) *envelope.WorkloadEv
 		}),
 	}
 	if o := metav1.GetControllerOf(j); o != nil && o.Kind == "CronJob" {
-		wl.Parent = "CronJob/" + o.Name
-		cj, err := call(ctx, st, needGetCronJob, ns, "get cronjob "+ns+"/"+o.Name, func(ctx context.Context) (*batchv1.CronJob, error) {
-			return st.g.kc.BatchV1().CronJobs(ns).Get(ctx, o.Name, metav1.GetOptions{})
-		})
-		if err == nil {
-			wl.Parent = fmt.Sprintf("CronJob/%s (schedule %q, suspended %t)", o.Name, cj.Spec.Schedule, cj.Spec.Suspend != nil && *cj.Spec.Suspend)
-			if cj.Status.LastSuccessfulTime != nil {
-				wl.Parent += ", last success " + cj.Status.LastSuccessfulTime.UTC().Format(time.RFC3339)
-			}
-		}
+		wl.Parent = st.cronJobParent(ctx, ns, o.Name)
 	}
 	st.selector("Job", ns, name, j.Spec.Selector)
 	wl.Events = st.events(ctx, ns, "Job", name, string(j.UID))
 	return wl
+}
+
+// cronJobParent describes a Job's CronJob, read once per CronJob and
+// notification: the failed runs of one schedule share it.
+func (st *gather) cronJobParent(ctx context.Context, ns, name string) string {
+	key := ns + "/" + name
+	if p, ok := st.cronJobs[key]; ok {
+		return p
+	}
+	p := "CronJob/" + name
+	cj, err := call(ctx, st, needGetCronJob, ns, "get cronjob "+key, func(ctx context.Context) (*batchv1.CronJob, error) {
+		return st.g.kc.BatchV1().CronJobs(ns).Get(ctx, name, metav1.GetOptions{})
+	})
+	if err == nil {
+		p = fmt.Sprintf("CronJob/%s (schedule %q, suspended %t)", name, cj.Spec.Schedule, cj.Spec.Suspend != nil && *cj.Spec.Suspend)
+		if cj.Status.LastSuccessfulTime != nil {
+			p += ", last success " + cj.Status.LastSuccessfulTime.UTC().Format(time.RFC3339)
+		}
+	}
+	st.cronJobs[key] = p
+	return p
 }
 
 // workloadByLabel handles an alert that names a workload but no pod
