@@ -168,6 +168,15 @@ func (m *Message) Title() string {
 	return t
 }
 
+// TitleFor is Title, or for a follow-up, which only carries late advice,
+// "💡 Advice: KubePodCrashLooping — payments-api (3 pods)".
+func (m *Message) TitleFor(kind Kind) string {
+	if kind == KindFollowup {
+		return "💡 Advice: " + m.AlertName + " — " + m.Subject
+	}
+	return m.Title()
+}
+
 // Build makes the message for env. deadline is the advice deadline, used in
 // the note of an alert whose advice never came.
 func Build(env *envelope.Envelope) *Message {

@@ -98,10 +98,7 @@ func (s *Sink) Notify(ctx context.Context, r message.Request) (message.Result, e
 // Build lays the message out within every Block Kit limit.
 func Build(m *message.Message, kind message.Kind) Payload {
 	p := Payload{}
-	title := m.Title()
-	if kind == message.KindFollowup {
-		title = "💡 Advice: " + m.AlertName + " — " + m.Subject
-	}
+	title := m.TitleFor(kind)
 	p.Text = truncate(esc(title), MaxText)
 	p.Blocks = append(p.Blocks, Block{Type: "header", Text: &Text{Type: "plain_text", Text: truncate(esc(title), MaxHeaderText), Emoji: true}})
 	section := func(s string) {

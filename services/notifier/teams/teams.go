@@ -174,10 +174,7 @@ func Build(m *message.Message, kind message.Kind, budget int) Envelope {
 		}
 		body = append(body, e)
 	}
-	title := m.Title()
-	if kind == message.KindFollowup {
-		title = "💡 Advice: " + m.AlertName + " — " + m.Subject
-	}
+	title := m.TitleFor(kind)
 	color := "Attention"
 	switch {
 	case !m.Firing:
