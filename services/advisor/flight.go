@@ -107,8 +107,9 @@ func (g *flights) finish(key string, f *flight, r flightResult) {
 // runFlight asks the model for advice on env's problem and stores good
 // advice in the cache before anyone is told (so the next alert finds it).
 func (s *Stage) runFlight(ctx, stop context.Context, kv jetstream.KeyValue, key string, env *envelope.Envelope, due time.Time, prio int, f *flight) {
-	// An alert that missed the cache just before the previous flight for
-	// this problem stored its advice starts a new flight: look again.
+	// The one cache read of a flight: made after the flight is
+	// registered, so advice stored by a flight that ended a moment ago is
+	// found rather than asked for again.
 	if a := s.cacheGet(ctx, kv, key, due); a != nil {
 		s.flights.finish(key, f, flightResult{advice: a})
 		return

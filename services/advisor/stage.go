@@ -293,9 +293,8 @@ func (s *Stage) awaitLate(ctx, stop, jobsCtx context.Context, kv jetstream.KeyVa
 	timer := time.NewTimer(time.Until(end))
 	defer timer.Stop()
 	for {
-		if a := s.cacheGet(ctx, kv, key, end); a != nil {
-			return a, ""
-		}
+		// No cache read up front: a running flight is waited for, a new
+		// one reads the cache first, and the default case reads it.
 		f, ok := s.flights.running(key)
 		switch {
 		case ok:
@@ -432,8 +431,14 @@ func (s *Stage) advise(ctx, stop, jobsCtx context.Context, kv jetstream.KeyValue
 		return &a, "none", nil
 	}
 	key := cacheKey(env, s.backend.Name(), s.cfg.Model)
-	if a := s.cacheGet(ctx, kv, key, due); a != nil {
-		return a, "cache", nil
+	if !time.Now().Before(due) {
+		// Handled after its deadline already (a redelivery): only the
+		// cache can still help. Otherwise the flight reads the cache (once
+		// per flight, after it is registered, so advice stored by a flight
+		// that just ended is found), and alerts that join it share it.
+		if a := s.cacheGet(ctx, kv, key, due); a != nil {
+			return a, "cache", nil
+		}
 	}
 	if ctx.Err() != nil {
 		return nil, "", nil

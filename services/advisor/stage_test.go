@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -453,4 +454,29 @@ func TestLateAdviceSurvivesARestart(t *testing.T) {
 		return err == nil && info.NumPending == 0 && info.NumAckPending == 0
 	}, 10*time.Second, 10*time.Millisecond)
 	assert.Equal(t, uint64(3), again.e.Messages(t, jsx.StreamAlerts, jsx.SubjectFollowup+".>"), "one follow-up each")
+}
+
+// TestSecondAlertOfAProblemIsAnsweredFromTheCache: the advice for a
+// problem is reused by the next alert of it (another pod of the same
+// Deployment, a later repeat) without a model call, and each alert reads
+// the cache once.
+func TestSecondAlertOfAProblemIsAnsweredFromTheCache(t *testing.T) {
+	fake := fakellm.NewOllama(t, fakellm.WithLoaded("mistral:latest"))
+	h := startStage(t, testConfig(BackendOllama, fake.URL), fake)
+	first := crashEnv(t, "api", "api-7d9f8b6c5d-x2x9k", 0)
+	publish(t, h.e, first)
+	p := waitFor(t, h.e, jsx.SubjectAdvised, first.ID, time.Second)
+	require.Equal(t, envelope.AdviceOK, p.env.Advice.Status)
+	assert.False(t, p.env.Advice.Cached)
+	assert.InDelta(t, 1, testutil.ToFloat64(h.st.m.cache.WithLabelValues("miss")), 0, "one cache read for the first alert")
+
+	second := crashEnv(t, "api", "api-7d9f8b6c5d-q8m2p", 1)
+	publish(t, h.e, second)
+	q := waitFor(t, h.e, jsx.SubjectAdvised, second.ID, time.Second)
+	require.Equal(t, envelope.AdviceOK, q.env.Advice.Status)
+	assert.True(t, q.env.Advice.Cached)
+	assert.Equal(t, p.env.Advice.ProblemKey, q.env.Advice.ProblemKey)
+	assert.InDelta(t, 1, testutil.ToFloat64(h.st.m.cache.WithLabelValues("hit")), 0)
+	assert.InDelta(t, 1, testutil.ToFloat64(h.st.m.cache.WithLabelValues("miss")), 0)
+	assert.Equal(t, 1, fake.Calls(), "one model call for the problem")
 }
