@@ -61,6 +61,20 @@ func Open(ctx context.Context, js jetstream.JetStream, replicas int, log *zap.Lo
 	return &Recorder{kv: kv, log: log}, nil
 }
 
+// OpenExisting opens the TRACE bucket for reading (the CLI's `trace`)
+// without creating or changing it: Open would reset a clustered bucket's
+// replicas to whatever the reader passed. A missing bucket is ErrNotFound.
+func OpenExisting(ctx context.Context, js jetstream.JetStream, log *zap.Logger) (*Recorder, error) {
+	kv, err := js.KeyValue(ctx, jsx.BucketTrace)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open kv bucket %s: %w", jsx.BucketTrace, err)
+	}
+	return &Recorder{kv: kv, log: log}, nil
+}
+
 func idKey(id string) string { return "n." + id }
 func fpKey(fp string) string { return "fp." + sanitize(fp) }
 

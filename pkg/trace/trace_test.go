@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap/zaptest"
@@ -66,4 +67,22 @@ func TestConcurrentStepsAreAllKept(t *testing.T) {
 	got, err := r.Lookup(ctx, "abc")
 	require.NoError(t, err)
 	assert.Len(t, got[0].Steps, 8, "optimistic concurrency must not lose a step")
+}
+
+func TestOpenExistingNeitherCreatesNorChangesTheBucket(t *testing.T) {
+	e := jsxtest.Start(t)
+	ctx := context.Background()
+	_, err := trace.OpenExisting(ctx, e.JS, zaptest.NewLogger(t))
+	require.ErrorIs(t, err, trace.ErrNotFound)
+	_, err = e.JS.KeyValue(ctx, jsx.BucketTrace)
+	require.ErrorIs(t, err, jetstream.ErrBucketNotFound, "a reader must not create the bucket")
+
+	w, err := trace.Open(ctx, e.JS, 1, zaptest.NewLogger(t))
+	require.NoError(t, err)
+	w.Record(ctx, "abc", trace.Step{Stage: "enricher", Outcome: "ack"})
+	r, err := trace.OpenExisting(ctx, e.JS, zaptest.NewLogger(t))
+	require.NoError(t, err)
+	got, err := r.Lookup(ctx, "abc")
+	require.NoError(t, err)
+	require.Len(t, got, 1)
 }

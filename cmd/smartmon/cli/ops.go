@@ -62,7 +62,7 @@ func traceCmd(ctx context.Context, args []string, sio IO) error {
 		return err
 	}
 	defer nc.Close()
-	tr, err := trace.Open(ctx, js, 1, zap.NewNop())
+	tr, err := trace.OpenExisting(ctx, js, zap.NewNop())
 	if err != nil {
 		return err
 	}
