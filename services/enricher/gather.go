@@ -229,16 +229,15 @@ func workloadOf(labels map[string]string, ns string) (workloadRef, bool) {
 // whether a retry could do better.
 func (g *Gatherer) Gather(ctx context.Context, w *envelope.Webhook) *Result {
 	res := &Result{Counts: redact.Counts{}}
+	t := targets(w, g.cfg.MaxPods)
 	st := &gather{
 		g: g, res: res, seen: map[string]bool{}, nodeOK: map[string]bool{}, wl: map[string]*envelope.WorkloadEvidence{}, selectors: map[string]string{},
+		container: t.container, gone: map[string]bool{},
 		missing: map[string]bool{}, detailed: map[string]bool{}, pvcs: map[string]bool{}, nsPods: map[string]*nsPodList{}, classes: map[string]*bool{},
 		cronJobs: map[string]string{},
 	}
 	ctx, cancel := context.WithTimeout(ctx, g.cfg.NotificationTimeout)
 	defer cancel()
-	t := targets(w, g.cfg.MaxPods)
-	st.container = t.container
-	st.gone = map[string]bool{}
 	for _, ns := range t.nsOrder {
 		st.podsIn(ctx, ns, t.pods[ns])
 	}
@@ -465,9 +464,7 @@ func (st *gather) podsIn(ctx context.Context, ns string, names []string) {
 }
 
 func (st *gather) podGone(ns, name string) {
-	if st.gone != nil {
-		st.gone[ns+"/"+name] = true
-	}
+	st.gone[ns+"/"+name] = true
 	st.res.Detail.Pods = append(st.res.Detail.Pods, envelope.PodEvidence{Namespace: ns, Name: st.x(name), Gone: true})
 	st.errorf("pod %s/%s not found: it was deleted before we looked (a restarted or rescheduled pod gets a new name)", ns, name)
 }
