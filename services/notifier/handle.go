@@ -100,24 +100,22 @@ func combine(errs []error) error {
 	var minAfter time.Duration
 	allAfter := true
 	for _, err := range errs {
-		switch {
-		case err == nil:
-		case retry.IsPermanent(err):
+		if err == nil {
+			continue
+		}
+		if retry.IsPermanent(err) {
 			permanent = append(permanent, err)
-		case retry.IsWait(err):
+			continue
+		}
+		d, ok := retry.RetryAfter(err)
+		if ok && (minAfter == 0 || d < minAfter) {
+			minAfter = d
+		}
+		if retry.IsWait(err) {
 			waits = append(waits, err)
-			if d, _ := retry.RetryAfter(err); minAfter == 0 || d < minAfter {
-				minAfter = d
-			}
-		default:
+		} else {
 			transient = append(transient, err)
-			if d, ok := retry.RetryAfter(err); ok {
-				if minAfter == 0 || d < minAfter {
-					minAfter = d
-				}
-			} else {
-				allAfter = false
-			}
+			allAfter = allAfter && ok
 		}
 	}
 	switch {
