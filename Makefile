@@ -27,11 +27,7 @@ include $(wildcard mk/*.mk)
 
 build: ## build all binaries into ./bin
 	@mkdir -p $(BIN)
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/smartmon ./cmd/smartmon
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ingest ./services/ingest/cmd/ingest
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/enricher ./services/enricher/cmd/enricher
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/advisor ./services/advisor/cmd/advisor
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/notifier ./services/notifier/cmd/notifier
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/smartmon $(foreach s,$(filter-out smartmon,$(BINARIES)),./services/$(s)/cmd/$(s))
 
 run: ## build and run the whole pipeline in one process (embedded NATS in ./data)
 	@mkdir -p $(BIN)
