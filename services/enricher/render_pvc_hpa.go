@@ -114,14 +114,20 @@ func newestEventMessage(evs []envelope.EventEvidence) string {
 	return ""
 }
 
-// pvcHeadline is the finding for a claim an alert names, and its quotes.
-func pvcHeadline(c *envelope.PVCEvidence) (string, []string) {
-	var key []string
-	for _, e := range c.Events {
+// warningQuotes appends the warning events of an object as key evidence,
+// "Reason: message".
+func warningQuotes(key []string, evs []envelope.EventEvidence) []string {
+	for _, e := range evs {
 		if e.Type == "Warning" {
 			key = append(key, e.Reason+": "+oneLine(e.Message))
 		}
 	}
+	return key
+}
+
+// pvcHeadline is the finding for a claim an alert names, and its quotes.
+func pvcHeadline(c *envelope.PVCEvidence) (string, []string) {
+	key := warningQuotes(nil, c.Events)
 	for _, cond := range c.Conditions {
 		if cond.Status == "True" && cond.Message != "" {
 			key = append(key, cond.Type+": "+oneLine(cond.Message))
@@ -282,11 +288,7 @@ func hpaHeadline(h *envelope.HPAEvidence) (string, []string) {
 			blocked = c
 		}
 	}
-	for _, e := range h.Events {
-		if e.Type == "Warning" {
-			key = append(key, e.Reason+": "+oneLine(e.Message))
-		}
-	}
+	key = warningQuotes(key, h.Events)
 	var metrics []string
 	for _, m := range h.Metrics {
 		metrics = append(metrics, fmt.Sprintf("%s %s of target %s", m.Name, orUnknown(m.Current), m.Target))
