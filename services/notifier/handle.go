@@ -30,13 +30,13 @@ const (
 // come.
 var errNotDue = errors.New("advice not overdue yet")
 
-func (s *Stage) handleAdvised(ctx context.Context, d *jsx.Delivery) error {
-	return s.deliverAll(ctx, d, d.Envelope, pathAdvised)
+func (s *Stage) handleAdvised(ctx context.Context, cl *claims, d *jsx.Delivery) error {
+	return s.deliverAll(ctx, cl, d, d.Envelope, pathAdvised)
 }
 
 // handleOverdue waits until the alert's advice is overdue, then posts
 // whatever was not posted yet, marked "advice unavailable".
-func (s *Stage) handleOverdue(ctx context.Context, d *jsx.Delivery) error {
+func (s *Stage) handleOverdue(ctx context.Context, cl *claims, d *jsx.Delivery) error {
 	due := d.Envelope.ReceivedAt.Add(s.cfg.AdviceDeadline + s.cfg.OverdueGrace)
 	if wait := due.Sub(s.now()); wait > 0 {
 		return retry.Wait(wait, errNotDue.Error())
@@ -50,23 +50,17 @@ func (s *Stage) handleOverdue(ctx context.Context, d *jsx.Delivery) error {
 			env.Advice = &envelope.Advice{Status: envelope.AdviceSkipped}
 		}
 	}
-	return s.deliverAll(ctx, d, &env, pathOverdue)
+	return s.deliverAll(ctx, cl, d, &env, pathOverdue)
 }
 
-func (s *Stage) handleFollowup(ctx context.Context, d *jsx.Delivery) error {
-	return s.deliverAll(ctx, d, d.Envelope, pathFollowup)
+func (s *Stage) handleFollowup(ctx context.Context, cl *claims, d *jsx.Delivery) error {
+	return s.deliverAll(ctx, cl, d, d.Envelope, pathFollowup)
 }
 
 // deliverAll posts to every routed sink at once: a slow or failing sink
 // neither blocks nor duplicates the others, because each has its own claim
 // and a retry only redoes what is not delivered yet.
-func (s *Stage) deliverAll(ctx context.Context, d *jsx.Delivery, env *envelope.Envelope, p path) error {
-	s.mu.Lock()
-	cl := s.claims
-	s.mu.Unlock()
-	if cl == nil {
-		return errors.New("notifier: claims bucket not open")
-	}
+func (s *Stage) deliverAll(ctx context.Context, cl *claims, d *jsx.Delivery, env *envelope.Envelope, p path) error {
 	var seq uint64
 	if m := d.Msg(); m != nil {
 		if md, err := m.Metadata(); err == nil {

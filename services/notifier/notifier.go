@@ -98,9 +98,6 @@ type Stage struct {
 	router *Router
 	now    func() time.Time
 
-	mu     sync.Mutex
-	claims *claims
-
 	posts    *prometheus.CounterVec
 	failures *prometheus.CounterVec
 	skipped  *prometheus.CounterVec
@@ -228,13 +225,11 @@ func (s *Stage) Run(ctx context.Context) error {
 		stopBeat()
 		beatDone()
 	}()
-	s.mu.Lock()
-	s.claims = cl
-	s.mu.Unlock()
 
+	// The handlers work on this run's claims.
 	type consumer struct {
 		spec jsx.Consumer
-		h    jsx.Handler
+		h    func(context.Context, *claims, *jsx.Delivery) error
 	}
 	consumers := []consumer{
 		{jsx.ConsumerNotifier(), s.handleAdvised},
@@ -253,7 +248,8 @@ func (s *Stage) Run(ctx context.Context) error {
 			MaxAttempts: s.cfg.MaxAttempts,
 			Backoff:     retry.Backoff{Initial: s.cfg.RetryInitial, Max: s.cfg.RetryMax},
 			AckWait:     c.spec.AckWait,
-		}, js, cons, c.h, s.log.With(zap.String("consumer", c.spec.Name)), s.deps.Observer))
+		}, js, cons, func(ctx context.Context, d *jsx.Delivery) error { return c.h(ctx, cl, d) },
+			s.log.With(zap.String("consumer", c.spec.Name)), s.deps.Observer))
 	}
 	s.log.Info("notifier running", zap.Strings("sinks", s.Sinks()), zap.String("owner", cl.owner),
 		zap.Duration("advice_deadline", s.cfg.AdviceDeadline), zap.Duration("overdue_grace", s.cfg.OverdueGrace))
