@@ -97,9 +97,6 @@ func isLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// Addr is the listen address, for messages.
-func (c *Config) Addr() string { return c.Listen }
-
 // String describes the config without secrets.
 func (a AuthConfig) String() string {
 	switch {
