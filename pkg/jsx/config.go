@@ -185,3 +185,25 @@ func Connect(ctx context.Context, c Config, name string, log *zap.Logger, extra 
 		return nil, fmt.Errorf("connect to nats: %w", ctx.Err())
 	}
 }
+
+// Drain drains nc (stops its subscriptions, flushes what is buffered) and
+// waits until it is closed, at most timeout, then closes it anyway. Drain
+// of nats.go alone returns at once: a Close right after it cuts the drain
+// short.
+func Drain(nc *nats.Conn, timeout time.Duration) error {
+	closed := make(chan struct{})
+	nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
+	if err := nc.Drain(); err != nil {
+		nc.Close()
+		return fmt.Errorf("nats drain: %w", err)
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-closed:
+		return nil
+	case <-t.C:
+		nc.Close()
+		return fmt.Errorf("nats drain: not done after %s", timeout)
+	}
+}

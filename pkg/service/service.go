@@ -7,7 +7,6 @@ package service
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -192,7 +191,7 @@ func run(ctx context.Context, spec Spec, common Common, opsListen string, log *z
 	err = g.Wait()
 	// Publishes the stage made are acked synchronously; Drain flushes
 	// anything else before the connection closes.
-	if derr := nc.Drain(); derr != nil && !errors.Is(derr, context.Canceled) {
+	if derr := jsx.Drain(nc, 10*time.Second); derr != nil {
 		log.Warn("nats drain", zap.Error(derr))
 	}
 	return err

@@ -170,16 +170,8 @@ func (a *App) Run(ctx context.Context) error {
 
 func (a *App) close() {
 	if a.nc != nil {
-		closed := make(chan struct{})
-		a.nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
-		if err := a.nc.Drain(); err != nil {
-			a.nc.Close()
-		}
-		select { // Drain is asynchronous; let it finish before the server goes
-		case <-closed:
-		case <-time.After(10 * time.Second):
-			a.nc.Close()
-		}
+		// Let the drain finish before the server goes.
+		_ = jsx.Drain(a.nc, 10*time.Second)
 		a.nc = nil
 	}
 	if a.ns != nil {
