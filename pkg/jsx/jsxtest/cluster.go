@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
 
@@ -132,11 +133,10 @@ func (c *Cluster) Connect(t testing.TB) (*nats.Conn, jetstream.JetStream) {
 	require.NoError(t, err)
 	// Right after the meta leader is elected the peers may not all be
 	// known yet; an R3 stream needs them.
-	var last error
-	require.Eventually(t, func() bool {
-		last = jsx.SetupStreams(ctx, js, c.Config)
-		return last == nil
-	}, 30*time.Second, 100*time.Millisecond, "set up streams: %v", last)
+	// EventuallyWithT reports the last attempt's error when it gives up.
+	require.EventuallyWithT(t, func(ct *assert.CollectT) {
+		assert.NoError(ct, jsx.SetupStreams(ctx, js, c.Config), "set up streams")
+	}, 30*time.Second, 100*time.Millisecond)
 	return nc, js
 }
 
