@@ -95,6 +95,34 @@ func TestStatusClassification(t *testing.T) {
 	}
 }
 
+func TestPassReturnsOnlyTheAnswersTheCallerClaims(t *testing.T) {
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusNotFound)
+		if calls.Add(1) == 1 {
+			_, _ = w.Write([]byte("mine"))
+			return
+		}
+		_, _ = w.Write([]byte("gone"))
+	}))
+	defer srv.Close()
+	c := client(t)
+	ep := httpx.Endpoint{Name: "hook"}
+	mine := func(status int, body []byte) bool { return status == http.StatusNotFound && string(body) == "mine" }
+	req := httpx.Request{Method: http.MethodPatch, URL: config.Secret(srv.URL + "/secret-path"), Pass: mine}
+	resp, err := c.Do(context.Background(), ep, req)
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusNotFound, resp.Status)
+	_, dead := c.Dead("hook")
+	assert.False(t, dead, "a passed answer is the caller's, not a dead webhook")
+
+	_, err = c.Do(context.Background(), ep, req)
+	require.ErrorIs(t, err, httpx.ErrDead, "a 404 the caller does not claim is classified as usual")
+	assert.True(t, retry.IsPermanent(err))
+	_, dead = c.Dead("hook")
+	assert.True(t, dead)
+}
+
 func TestDiscordGlobalLimitPausesTheWholeGroup(t *testing.T) {
 	var calls atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
