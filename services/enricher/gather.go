@@ -156,6 +156,20 @@ func targets(w *envelope.Webhook, maxPods int) target {
 			alerts = append(alerts, a)
 		}
 	}
+	// named adds the claim or autoscaler a label names, once, up to limit;
+	// the rest are only named in more.
+	named := func(labels map[string]string, label, ns string, limit int, refs *[]objRef, more *[]string) {
+		name := labels[label]
+		if name == "" || seenObj[label+"/"+ns+"/"+name] {
+			return
+		}
+		seenObj[label+"/"+ns+"/"+name] = true
+		if len(*refs) < limit {
+			*refs = append(*refs, objRef{ns, name})
+		} else {
+			*more = append(*more, ns+"/"+name)
+		}
+	}
 	for _, a := range alerts {
 		ns := first(a.Labels, namespaceLabels)
 		if n := first(a.Labels, nodeLabels); n != "" && !seenNode[n] {
@@ -167,22 +181,8 @@ func targets(w *envelope.Webhook, maxPods int) target {
 		}
 		// Claims and autoscalers come on their own alerts (no pod label);
 		// a custom rule may add a pod, which is then gathered too.
-		if c := a.Labels[pvcLabel]; c != "" && !seenObj["pvc/"+ns+"/"+c] {
-			seenObj["pvc/"+ns+"/"+c] = true
-			if len(t.pvcs) < maxTargetPVCs {
-				t.pvcs = append(t.pvcs, objRef{ns, c})
-			} else {
-				t.morePVCs = append(t.morePVCs, ns+"/"+c)
-			}
-		}
-		if h := a.Labels[hpaLabel]; h != "" && !seenObj["hpa/"+ns+"/"+h] {
-			seenObj["hpa/"+ns+"/"+h] = true
-			if len(t.hpas) < maxTargetHPAs {
-				t.hpas = append(t.hpas, objRef{ns, h})
-			} else {
-				t.moreHPAs = append(t.moreHPAs, ns+"/"+h)
-			}
-		}
+		named(a.Labels, pvcLabel, ns, maxTargetPVCs, &t.pvcs, &t.morePVCs)
+		named(a.Labels, hpaLabel, ns, maxTargetHPAs, &t.hpas, &t.moreHPAs)
 		if p := first(a.Labels, podLabels); p != "" {
 			k := ns + "/" + p
 			if !seenPod[k] && npods < maxPods {
