@@ -19,19 +19,27 @@ type StoredDeadLetter struct {
 	DeadLetter
 }
 
-// ListDeadLetters returns up to limit dead letters, oldest first.
-func ListDeadLetters(ctx context.Context, js jetstream.JetStream, limit int) ([]StoredDeadLetter, error) {
+// openDLQ opens ALERTS_DLQ; its CachedInfo is fresh from that call, so
+// the functions below ask the server for the stream once per command, not
+// once per dead letter.
+func openDLQ(ctx context.Context, js jetstream.JetStream) (jetstream.Stream, error) {
 	s, err := js.Stream(ctx, StreamDLQ)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", StreamDLQ, err)
 	}
-	info, err := s.Info(ctx)
+	return s, nil
+}
+
+// ListDeadLetters returns up to limit dead letters, oldest first.
+func ListDeadLetters(ctx context.Context, js jetstream.JetStream, limit int) ([]StoredDeadLetter, error) {
+	s, err := openDLQ(ctx, js)
 	if err != nil {
-		return nil, fmt.Errorf("stream info: %w", err)
+		return nil, err
 	}
+	st := s.CachedInfo().State
 	var out []StoredDeadLetter
-	for seq := info.State.FirstSeq; info.State.Msgs > 0 && seq <= info.State.LastSeq && len(out) < limit; seq++ {
-		d, err := GetDeadLetter(ctx, js, seq)
+	for seq := st.FirstSeq; st.Msgs > 0 && seq <= st.LastSeq && len(out) < limit; seq++ {
+		d, err := getDeadLetter(ctx, s, seq)
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			continue // deleted after a replay
 		}
@@ -45,10 +53,14 @@ func ListDeadLetters(ctx context.Context, js jetstream.JetStream, limit int) ([]
 
 // GetDeadLetter reads one dead letter by sequence.
 func GetDeadLetter(ctx context.Context, js jetstream.JetStream, seq uint64) (StoredDeadLetter, error) {
-	s, err := js.Stream(ctx, StreamDLQ)
+	s, err := openDLQ(ctx, js)
 	if err != nil {
-		return StoredDeadLetter{}, fmt.Errorf("open %s: %w", StreamDLQ, err)
+		return StoredDeadLetter{}, err
 	}
+	return getDeadLetter(ctx, s, seq)
+}
+
+func getDeadLetter(ctx context.Context, s jetstream.Stream, seq uint64) (StoredDeadLetter, error) {
 	m, err := s.GetMsg(ctx, seq)
 	if err != nil {
 		return StoredDeadLetter{}, fmt.Errorf("dead letter %d: %w", seq, err)
@@ -65,7 +77,11 @@ func GetDeadLetter(ctx context.Context, js jetstream.JetStream, seq uint64) (Sto
 // letter. The new message id is unique so the duplicate window does not
 // swallow the replay.
 func ReplayDeadLetter(ctx context.Context, js jetstream.JetStream, seq uint64) (StoredDeadLetter, error) {
-	d, err := GetDeadLetter(ctx, js, seq)
+	s, err := openDLQ(ctx, js)
+	if err != nil {
+		return StoredDeadLetter{}, err
+	}
+	d, err := getDeadLetter(ctx, s, seq)
 	if err != nil {
 		return d, err
 	}
@@ -78,10 +94,6 @@ func ReplayDeadLetter(ctx context.Context, js jetstream.JetStream, seq uint64) (
 	if _, err := js.PublishMsg(ctx, msg, jetstream.WithMsgID(id), jetstream.WithExpectStream(StreamAlerts)); err != nil {
 		return d, fmt.Errorf("replay %d to %s: %w", seq, d.Subject, err)
 	}
-	s, err := js.Stream(ctx, StreamDLQ)
-	if err != nil {
-		return d, err
-	}
 	if err := s.DeleteMsg(ctx, seq); err != nil {
 		return d, fmt.Errorf("replayed %d but could not delete it from the DLQ: %w", seq, err)
 	}
@@ -90,16 +102,13 @@ func ReplayDeadLetter(ctx context.Context, js jetstream.JetStream, seq uint64) (
 
 // PurgeDeadLetters removes every dead letter and returns how many there were.
 func PurgeDeadLetters(ctx context.Context, js jetstream.JetStream) (uint64, error) {
-	s, err := js.Stream(ctx, StreamDLQ)
-	if err != nil {
-		return 0, fmt.Errorf("open %s: %w", StreamDLQ, err)
-	}
-	info, err := s.Info(ctx)
+	s, err := openDLQ(ctx, js)
 	if err != nil {
 		return 0, err
 	}
+	n := s.CachedInfo().State.Msgs
 	if err := s.Purge(ctx); err != nil {
 		return 0, fmt.Errorf("purge: %w", err)
 	}
-	return info.State.Msgs, nil
+	return n, nil
 }
