@@ -143,7 +143,6 @@ type TransportError struct {
 	Endpoint string
 	Method   string
 	Msg      string
-	Timeout  bool
 	err      error
 }
 
@@ -492,12 +491,7 @@ func transportError(ep Endpoint, r Request, err error) error {
 	if errors.As(err, &ue) {
 		inner = ue.Err
 	}
-	te := &TransportError{Endpoint: ep.Name, Method: r.Method, Msg: scrub(inner.Error(), r.URL), err: inner}
-	var to interface{ Timeout() bool }
-	if errors.As(err, &to) {
-		te.Timeout = to.Timeout()
-	}
-	return te
+	return &TransportError{Endpoint: ep.Name, Method: r.Method, Msg: scrub(inner.Error(), r.URL), err: inner}
 }
 
 // Scrub removes every form of the secret URL (whole, path, query, and
