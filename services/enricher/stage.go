@@ -213,11 +213,13 @@ func (s *Stage) Check(ctx context.Context) (string, error) {
 func (s *Stage) handle(ctx context.Context, d *jsx.Delivery) error {
 	start := s.now()
 	env := d.Envelope
-	enr, transient := s.Enrich(ctx, &env.Notification)
+	res := s.gatherEvidence(ctx, &env.Notification)
 	overdue := !env.ReceivedAt.IsZero() && s.now().Sub(env.ReceivedAt) > s.cfg.GiveUpAfter
-	if transient != nil && !d.Final && !overdue {
-		return fmt.Errorf("enrich %s (attempt %d): %w", env.ID, d.Attempt, transient)
+	if res != nil && res.Transient != nil && !d.Final && !overdue {
+		// Retried: rendering what this attempt found would be thrown away.
+		return fmt.Errorf("enrich %s (attempt %d): %w", env.ID, d.Attempt, res.Transient)
 	}
+	enr := s.enrichment(res)
 	counts := redact.Counts{}
 	counts.Add(enr.Redactions)
 	RedactNotification(s.red, &env.Notification, counts)
@@ -252,14 +254,34 @@ func (s *Stage) handle(ctx context.Context, d *jsx.Delivery) error {
 // The second result is the transient error that left evidence out, if any;
 // the Enrichment is complete either way (Partial is set then).
 func (s *Stage) Enrich(ctx context.Context, w *envelope.Webhook) (*envelope.Enrichment, error) {
+	res := s.gatherEvidence(ctx, w)
+	enr := s.enrichment(res)
+	if res == nil {
+		return enr, nil
+	}
+	return enr, res.Transient
+}
+
+// gatherEvidence gathers the evidence and counts it in the metrics; nil
+// without cluster access.
+func (s *Stage) gatherEvidence(ctx context.Context, w *envelope.Webhook) *Result {
 	if s.gather == nil {
-		return &envelope.Enrichment{ClusterAccess: false, Unavailable: s.access.Unavailable, Text: s.access.Unavailable + "\n"}, nil
+		return nil
 	}
 	start := time.Now()
 	res := s.gather.Gather(ctx, w)
 	s.m.duration.Observe(time.Since(start).Seconds())
 	s.m.apiCalls.Add(float64(res.Detail.APICalls))
 	s.m.lookupErrors.Add(float64(len(res.Errors)))
+	return res
+}
+
+// enrichment renders, fits and redacts what gatherEvidence found (nil:
+// no cluster access) into the enricher's section.
+func (s *Stage) enrichment(res *Result) *envelope.Enrichment {
+	if res == nil {
+		return &envelope.Enrichment{ClusterAccess: false, Unavailable: s.access.Unavailable, Text: s.access.Unavailable + "\n"}
+	}
 	now := s.now()
 	enr := &envelope.Enrichment{ClusterAccess: true, Errors: res.Errors, Partial: res.Transient != nil}
 	enr.Text = fit(&res.Detail, res.Errors, int(s.cfg.Budget), now)
@@ -279,7 +301,7 @@ func (s *Stage) Enrich(ctx context.Context, w *envelope.Webhook) (*envelope.Enri
 		enr.Redactions = res.Counts
 	}
 	enr.Detail = &res.Detail
-	return enr, res.Transient
+	return enr
 }
 
 // RedactNotification redacts the Alertmanager text in place: group key and
