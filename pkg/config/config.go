@@ -14,22 +14,6 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// LoadFile decodes the YAML file at path into out. An empty path leaves out
-// untouched, so defaults plus environment still work without a file.
-func LoadFile(path string, out any) error {
-	if path == "" {
-		return nil
-	}
-	data, err := os.ReadFile(path) //nolint:gosec // the path is the operator's own config file
-	if err != nil {
-		return fmt.Errorf("read config: %w", err)
-	}
-	if err := Decode(data, out); err != nil {
-		return fmt.Errorf("config %s: %w", path, err)
-	}
-	return nil
-}
-
 // Decode decodes YAML strictly: unknown keys are errors.
 func Decode(data []byte, out any) error {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
