@@ -12,6 +12,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -573,4 +574,19 @@ func TestGonePodFallsBackToTheWorkloadTheAlertNames(t *testing.T) {
 	assert.Equal(t, "Deployment", enr.Detail.Workloads[0].Kind)
 	assert.Equal(t, 4, enr.Detail.Workloads[0].Pods)
 	assert.Contains(t, strings.Join(enr.Errors, "\n"), "api-7d9f8b6c5-gone1 not found")
+}
+
+func TestDedupeCutsQuotesOnARuneBoundary(t *testing.T) {
+	long := strings.Repeat("a", 299) + "é" + strings.Repeat("b", 50) // é straddles byte 300
+	got := dedupe([]string{long, long}, 5)
+	require.Len(t, got, 1)
+	assert.True(t, utf8.ValidString(got[0]), "quote is valid UTF-8")
+	assert.Equal(t, strings.Repeat("a", 299)+"…", got[0])
+}
+
+func TestJobWithoutBackoffLimitShowsTheAPIDefault(t *testing.T) {
+	assert.Equal(t, int32(6), ptrOr(nil, jobBackoffLimitDefault))
+	three := int32(3)
+	assert.Equal(t, int32(3), ptrOr(&three, jobBackoffLimitDefault))
+	assert.Equal(t, int32(1), ptrInt(nil), "replicas default to 1")
 }

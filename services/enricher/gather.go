@@ -936,9 +936,18 @@ func (st *gather) selector(kind, ns, name string, ls *metav1.LabelSelector) {
 	}
 }
 
-func ptrInt(p *int32) int32 {
+// ptrInt reads an optional count whose API default is 1 (replicas,
+// minReplicas).
+func ptrInt(p *int32) int32 { return ptrOr(p, 1) }
+
+// jobBackoffLimitDefault is what batch/v1 uses when a Job sets no
+// backoffLimit.
+const jobBackoffLimitDefault = 6
+
+// ptrOr reads an optional count, def when unset.
+func ptrOr(p *int32, def int32) int32 {
 	if p == nil {
-		return 1
+		return def
 	}
 	return *p
 }
@@ -1087,7 +1096,7 @@ func (st *gather) job(ctx context.Context, ns, name string) *envelope.WorkloadEv
 	}
 	wl := &envelope.WorkloadEvidence{
 		Kind: "Job", Namespace: ns, Name: name,
-		Replicas: fmt.Sprintf("%d active, %d succeeded, %d failed (backoff limit %d)", j.Status.Active, j.Status.Succeeded, j.Status.Failed, ptrInt(j.Spec.BackoffLimit)),
+		Replicas: fmt.Sprintf("%d active, %d succeeded, %d failed (backoff limit %d)", j.Status.Active, j.Status.Succeeded, j.Status.Failed, ptrOr(j.Spec.BackoffLimit, jobBackoffLimitDefault)),
 		Images:   st.xs(images(j.Spec.Template.Spec)),
 		Conditions: conditions(j.Status.Conditions, func(c batchv1.JobCondition) envelope.ConditionEvidence {
 			return envelope.ConditionEvidence{Type: string(c.Type), Status: string(c.Status), Reason: st.x(c.Reason), Message: st.x(c.Message)}

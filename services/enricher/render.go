@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/smart-k8s-monitor/smart-k8s-monitor/pkg/envelope"
 )
@@ -403,7 +404,12 @@ func dedupe(ss []string, n int) []string {
 	var out []string
 	for _, s := range ss {
 		if len(s) > 300 {
-			s = s[:300] + "…"
+			// Cut on a rune boundary: a quote must stay valid UTF-8.
+			cut := 300
+			for cut > 0 && !utf8.RuneStart(s[cut]) {
+				cut--
+			}
+			s = s[:cut] + "…"
 		}
 		if !seen[s] && len(out) < n {
 			seen[s] = true
