@@ -134,9 +134,13 @@ func (c *Cluster) Connect(t testing.TB) (*nats.Conn, jetstream.JetStream) {
 	// Right after the meta leader is elected the peers may not all be
 	// known yet; an R3 stream needs them.
 	// EventuallyWithT reports the last attempt's error when it gives up.
+	// Each attempt has its own short timeout: a request the cluster does
+	// not answer while it settles must not use up the whole wait.
 	require.EventuallyWithT(t, func(ct *assert.CollectT) {
-		assert.NoError(ct, jsx.SetupStreams(ctx, js, c.Config), "set up streams")
-	}, 30*time.Second, 100*time.Millisecond)
+		actx, acancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer acancel()
+		assert.NoError(ct, jsx.SetupStreams(actx, js, c.Config), "set up streams")
+	}, 60*time.Second, 100*time.Millisecond)
 	return nc, js
 }
 
